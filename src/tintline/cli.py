@@ -1,0 +1,250 @@
+"""The `tintline` command. Subcommands parse arguments and call library functions; no logic lives here.
+
+Errors meant for the user (bad arguments, bad input, missing datasets) are printed as one line, ``error: ...``,
+with exit status 2; an interrupt exits with 130 after the current unit of work is safely stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .data.imageio import BadImage
+    from .data.store import DatasetError
+
+    errs: list[type[BaseException]] = [UserError, ConfigError, DatasetError, BadImage, FileNotFoundError]
+    try:
+        from .models.registry import RegistryError
+
+        errs.append(RegistryError)
+    except ImportError:
+        pass
+    try:
+        from .checkpoint import CheckpointError
+
+        errs.append(CheckpointError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def cmd_data_import(a: argparse.Namespace) -> None:
+    from .data.sources import import_source
+    from .data.store import Store
+
+    with Store.create(a.dataset) as store:
+        stats = import_source(store, a.source, extra_tags=a.tag)
+        print(f"imported {a.source}: {stats['new']} new, {stats['known']} already stored ({stats['seen']} files)")
+
+
+def cmd_data_build(a: argparse.Namespace) -> None:
+    from .data.build import build
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        overrides = {"size": a.size} if a.size else {}
+        if a.workers is not None:
+            overrides["workers"] = a.workers
+        cfg = store.load_config(overrides)
+        summary = build(store, cfg)
+    c, r, s = summary["counts"], summary["reasons"], summary["splits"]
+    print(
+        f"built {a.dataset}: {c.get('accepted', 0)} accepted, {c.get('rejected', 0)} rejected"
+        f" ({', '.join(f'{k} {v}' for k, v in r.items()) or 'none'});"
+        f" split train {s.get('train', 0)} / val {s.get('val', 0)} / test {s.get('test', 0)};"
+        f" {summary['processed']} images processed this run"
+    )
+
+
+def cmd_data_crawl(a: argparse.Namespace) -> None:
+    from .data.crawl import run_crawl
+    from .data.store import Store
+
+    with Store.create(a.dataset) as store:
+        stats = run_crawl(
+            store,
+            site=a.site,
+            api=a.api,
+            tags=a.tags,
+            exclude_tags=a.exclude_tags,
+            rating=a.rating,
+            limit=a.limit,
+        )
+    print("crawl finished: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+
+
+def cmd_data_list(a: argparse.Namespace) -> None:
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        q = (
+            "SELECT i.id, i.sha256, i.status, i.reason, i.detail, i.split, i.dup_group, i.width, i.height,"
+            " (SELECT origin FROM origins o WHERE o.sha256 = i.sha256 ORDER BY rowid LIMIT 1) AS origin,"
+            " (SELECT group_concat(tag, ' ') FROM tags t WHERE t.sha256 = i.sha256) AS tags FROM images i WHERE 1=1"
+        )
+        params: list = []
+        for col, val in (("status", a.status), ("reason", a.reason), ("split", a.split)):
+            if val:
+                q += f" AND i.{col} = ?"
+                params.append(val)
+        if a.tag:
+            q += " AND EXISTS (SELECT 1 FROM tags t WHERE t.sha256 = i.sha256 AND t.tag = ?)"
+            params.append(a.tag)
+        for r in store.db.execute(q + " ORDER BY i.id", params):
+            row = dict(r)
+            row["tags"] = (row["tags"] or "").split()
+            if a.json:
+                print(json.dumps(row))
+            else:
+                why = f"{row['reason']} ({row['detail']})" if row["reason"] else ""
+                print(f"{row['id']:6d} {row['status']:8s} {row['split'] or '-':5s} {why:50s} {row['origin']}")
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .config import load_train_config
+    from .train.trainer import train
+
+    overrides = list(a.set or [])
+    if a.minutes is not None:
+        overrides.append(f"train.minutes={a.minutes}")
+    if a.max_steps is not None:
+        overrides.append(f"train.max_steps={a.max_steps}")
+    cfg = load_train_config(a.config, overrides)
+    result = train(cfg, Path(a.dataset), Path(a.run_dir), resume=a.resume)
+    print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint: {result['checkpoint']}")
+
+
+def cmd_colorize(a: argparse.Namespace) -> None:
+    from .inference import colorize_files
+
+    written = colorize_files(a.model, a.inputs, Path(a.out), hints_path=a.hints, device=a.device)
+    for p in written:
+        print(p)
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from .evaluate.run import evaluate
+
+    report = evaluate(a.model, Path(a.dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device)
+    print(f"report: {report}")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    report = run_demo(Path(a.workdir), minutes=a.minutes)
+    print(f"demo report: {report}")
+
+
+# ----------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tintline", description="Colorize anime and manga line art.")
+    p.add_argument("--version", action="version", version=f"tintline {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # data
+    d = sub.add_parser("data", help="build datasets: import, crawl, build, list")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="STEP")
+
+    s = dsub.add_parser("import", help="copy a folder or a built-in corpus into a dataset")
+    s.add_argument("dataset", help="dataset directory (created if missing)")
+    s.add_argument("source", help="a folder (sub-folder names become tags) or a built-in: openclipart, renpy-demo")
+    s.add_argument("--tag", action="append", help="extra tag for every imported file (repeatable)")
+    s.set_defaults(func=cmd_data_import)
+
+    s = dsub.add_parser("build", help="validate, filter, deduplicate, split 70/20/10, extract line art")
+    s.add_argument("dataset")
+    s.add_argument("--size", type=int, help="side of the training images in pixels (default 256)")
+    s.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
+    s.set_defaults(func=cmd_data_build)
+
+    s = dsub.add_parser("crawl", help="download images by tags from a booru site (Danbooru, Gelbooru, Safebooru)")
+    s.add_argument("dataset")
+    s.add_argument("--site", required=True, help="safebooru | danbooru | gelbooru | a base URL")
+    s.add_argument("--api", choices=["danbooru", "gelbooru02"], help="API kind (needed for a custom URL)")
+    s.add_argument("--tags", required=True, help='tags to search, e.g. "1girl solo"')
+    s.add_argument("--exclude-tags", default="", help="tags to leave out")
+    s.add_argument("--rating", help="safe | general | sensitive | questionable | explicit")
+    s.add_argument("--limit", type=int, default=100, help="stop after this many accepted images (default 100)")
+    s.set_defaults(func=cmd_data_crawl)
+
+    s = dsub.add_parser("list", help="list a dataset's entries with status, reason, split and tags")
+    s.add_argument("dataset")
+    s.add_argument("--status", choices=["pending", "accepted", "rejected"])
+    s.add_argument("--reason")
+    s.add_argument("--split", choices=["train", "val", "test"])
+    s.add_argument("--tag")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=cmd_data_list)
+
+    # train
+    s = sub.add_parser("train", help="train a colorizer on a built dataset")
+    s.add_argument("dataset")
+    s.add_argument("run_dir")
+    s.add_argument("--config", help="YAML recipe (see configs/)")
+    s.add_argument("--minutes", type=float, help="wall-clock budget (overrides train.minutes)")
+    s.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
+    s.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.batch_size=4")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("colorize", help="colorize line art of any size")
+    s.add_argument("model", help="a checkpoint (.safetensors) or a run directory")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
+    s.add_argument("-o", "--out", required=True, help="output directory")
+    s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.set_defaults(func=cmd_colorize)
+
+    s = sub.add_parser("eval", help="score a model on a dataset split and write an HTML report")
+    s.add_argument("model")
+    s.add_argument("dataset")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("-o", "--out", required=True, help="report directory")
+    s.add_argument("--limit", type=int, default=0, help="evaluate at most this many images (0: all)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, ending in an HTML report")
+    s.add_argument("--workdir", default="tintline-demo", help="where to put the dataset, run and report")
+    s.add_argument("--minutes", type=float, default=8.0, help="training budget (default 8)")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted; work done so far is saved, run the same command again to continue", file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
