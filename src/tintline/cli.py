@@ -19,24 +19,16 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .checkpoint import CheckpointError
     from .config import ConfigError
+    from .data.hints import HintError
     from .data.imageio import BadImage
     from .data.store import DatasetError
+    from .models.registry import RegistryError
+    from .train.trainer import TrainingError
 
-    errs: list[type[BaseException]] = [UserError, ConfigError, DatasetError, BadImage, FileNotFoundError]
-    try:
-        from .models.registry import RegistryError
-
-        errs.append(RegistryError)
-    except ImportError:
-        pass
-    try:
-        from .checkpoint import CheckpointError
-
-        errs.append(CheckpointError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (UserError, ConfigError, DatasetError, BadImage, HintError, FileNotFoundError, RegistryError,
+            CheckpointError, TrainingError)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -126,7 +118,11 @@ def cmd_train(a: argparse.Namespace) -> None:
         overrides.append(f"train.minutes={a.minutes}")
     if a.max_steps is not None:
         overrides.append(f"train.max_steps={a.max_steps}")
-    cfg = load_train_config(a.config, overrides)
+    config = a.config
+    saved = Path(a.run_dir) / "config.yaml"
+    if a.resume and not config and saved.is_file():
+        config = saved  # a resumed run keeps its own recipe; --set and --minutes still apply
+    cfg = load_train_config(config, overrides)
     result = train(cfg, Path(a.dataset), Path(a.run_dir), resume=a.resume)
     print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint: {result['checkpoint']}")
 
@@ -204,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, help="wall-clock budget (overrides train.minutes)")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
     s.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. train.batch_size=4")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.batch_size=4")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("colorize", help="colorize line art of any size")

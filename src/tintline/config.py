@@ -76,9 +76,9 @@ class NetConfig(_Strict):
 
 class ModelConfig(_Strict):
     generator: NetConfig = Field(
-        default_factory=lambda: NetConfig(name="unet", args={"base": 32, "depth": 6, "max_width": 256})
+        default_factory=lambda: NetConfig(name="unet", args={"base": 24, "depth": 6, "max_width": 192})
     )
-    discriminator: NetConfig = Field(default_factory=lambda: NetConfig(name="patchgan", args={"base": 32}))
+    discriminator: NetConfig = Field(default_factory=lambda: NetConfig(name="patchgan", args={"base": 16}))
 
 
 class LossConfig(_Strict):
@@ -158,9 +158,13 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge, except that a network's ``args`` are replaced as a whole (they belong to one constructor)."""
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "args":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
     return out
 
 
@@ -184,8 +188,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(cls: type[BaseModel], *layers: dict[str, Any], where: str = "config") -> Any:
-    """Validate ``cls`` from layered dicts (later layers win)."""
-    merged: dict[str, Any] = {}
+    """Validate ``cls`` from its defaults overlaid with layered dicts (later layers win)."""
+    merged: dict[str, Any] = cls().model_dump(mode="json")
     for layer in layers:
         merged = _merge(merged, layer)
     try:

@@ -1,0 +1,91 @@
+"""Training samples: paired crops and flips drawn once and applied to both images, plus simulated hints.
+
+Tensor conventions (shared with inference through :func:`encode_input` and :func:`to_uint8`):
+line (1, H, W) in [-1, 1] with paper = +1; hint colors (3, H, W) in [-1, 1], zero where no hint; mask (1, H, W)
+in {0, 1}; target RGB (3, H, W) in [-1, 1]. The network input is their concatenation, (5, H, W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..config import HintConfig
+from .hints import render_hints, simulate_hints
+from .store import Entry
+
+
+def _to_unit(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W) or (H, W, C) -> float (C, H, W) in [-1, 1]."""
+    t = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(127.5).sub_(1.0)  # copy: PIL arrays are read-only
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+
+
+def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+    """line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool -> (5, H, W) float network input."""
+    m = torch.from_numpy(np.array(mask, dtype=np.float32)).unsqueeze(0)  # (1, H, W)
+    return torch.cat([_to_unit(line), _to_unit(hint_colors) * m, m], dim=0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, H, W) in [-1, 1] -> (H, W, 3) / (H, W) uint8."""
+    a = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+    return a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
+
+
+def load_pair(entry: Entry) -> tuple[np.ndarray, np.ndarray]:
+    """-> color (H, W, 3) uint8, line (H, W) uint8."""
+    with Image.open(entry.color_path) as c, Image.open(entry.line_path) as line:
+        return np.asarray(c.convert("RGB")), np.asarray(line.convert("L"))
+
+
+class PairDataset(Dataset):
+    """Accepted entries of one split as dicts of tensors: input (5, C, C), target (3, C, C), line, hints, mask.
+
+    ``train=True``: random crop of side ``crop`` and horizontal flip, random hints (seeded per worker by torch).
+    ``train=False``: the full image, and hints drawn from a generator seeded by the sample index, so every
+    evaluation of the same model sees the same hints.
+    """
+
+    def __init__(self, entries: Sequence[Entry], hints: HintConfig, crop: int | None = None, flip: bool = False,
+                 train: bool = True, seed: int = 0, hint_count: int | None = None):
+        if not entries:
+            raise ValueError("no entries")
+        self.entries = list(entries)
+        self.hints = hints
+        self.crop = crop
+        self.flip = flip
+        self.train = train
+        self.seed = seed
+        self.hint_count = hint_count
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.train:
+            # torch's seed differs per worker and per epoch, and is itself seeded by torch.manual_seed
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng([self.seed, index])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        color, line = load_pair(self.entries[index])
+        rng = self._rng(index)
+        if self.crop and self.crop < color.shape[0]:
+            y = int(rng.integers(0, color.shape[0] - self.crop + 1))
+            x = int(rng.integers(0, color.shape[1] - self.crop + 1))
+            color = color[y : y + self.crop, x : x + self.crop]
+            line = line[y : y + self.crop, x : x + self.crop]
+        if self.flip and rng.random() < 0.5:
+            color, line = color[:, ::-1], line[:, ::-1]
+        hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count)
+        hint_colors, mask = render_hints(hints, *line.shape)
+        return {
+            "input": encode_input(line, hint_colors, mask),
+            "target": _to_unit(color),
+            "index": torch.tensor(index),
+        }

@@ -1,0 +1,157 @@
+"""Color hints: the JSON format shared by CLI, API and web page, rendering, and the training-time simulator.
+
+Hints file (coordinates in input-image pixels)::
+
+    {"points":  [{"x": 10, "y": 20, "color": "#ff8800", "radius": 3}],
+     "strokes": [{"points": [[x, y], ...], "color": "#rrggbb", "width": 4}]}
+
+Rendered hints are two arrays the network takes as input: colors (H, W, 3) uint8 and a mask (H, W) bool.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import HintConfig
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+MAX_HINT_ITEMS = 10_000
+
+
+class HintError(ValueError):
+    """A hints file or object is malformed; the message says where."""
+
+
+def parse_color(value: Any, where: str) -> tuple[int, int, int]:
+    if not isinstance(value, str) or not _HEX.match(value):
+        raise HintError(f"{where}: color must be '#rrggbb', got {value!r}")
+    h = _HEX.match(value).group(1)  # type: ignore[union-attr]
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def _num(value: Any, where: str, lo: float = -1e7, hi: float = 1e7) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (lo <= value <= hi):
+        raise HintError(f"{where}: expected a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def validate_hints(obj: Any) -> dict:
+    """Check the structure; returns a normalized dict (colors as RGB tuples). Raises :class:`HintError`."""
+    if not isinstance(obj, dict):
+        raise HintError("hints must be a JSON object with 'points' and/or 'strokes'")
+    unknown = set(obj) - {"points", "strokes"}
+    if unknown:
+        raise HintError(f"hints: unknown key(s) {', '.join(sorted(unknown))}")
+    points, strokes = obj.get("points", []), obj.get("strokes", [])
+    if not isinstance(points, list) or not isinstance(strokes, list):
+        raise HintError("hints: 'points' and 'strokes' must be lists")
+    if len(points) + len(strokes) > MAX_HINT_ITEMS:
+        raise HintError(f"hints: more than {MAX_HINT_ITEMS} items")
+    out: dict = {"points": [], "strokes": []}
+    for i, p in enumerate(points):
+        w = f"points[{i}]"
+        if not isinstance(p, dict):
+            raise HintError(f"{w}: must be an object")
+        out["points"].append({
+            "x": _num(p.get("x"), f"{w}.x"),
+            "y": _num(p.get("y"), f"{w}.y"),
+            "color": parse_color(p.get("color"), f"{w}.color"),
+            "radius": _num(p.get("radius", 3), f"{w}.radius", 0.5, 1000),
+        })
+    for i, s in enumerate(strokes):
+        w = f"strokes[{i}]"
+        if not isinstance(s, dict) or not isinstance(s.get("points"), list) or not s["points"]:
+            raise HintError(f"{w}: must be an object with a non-empty 'points' list")
+        if len(s["points"]) > MAX_HINT_ITEMS:
+            raise HintError(f"{w}: more than {MAX_HINT_ITEMS} points")
+        pts = []
+        for j, xy in enumerate(s["points"]):
+            if not isinstance(xy, (list, tuple)) or len(xy) != 2:
+                raise HintError(f"{w}.points[{j}]: must be [x, y]")
+            pts.append((_num(xy[0], f"{w}.points[{j}][0]"), _num(xy[1], f"{w}.points[{j}][1]")))
+        out["strokes"].append({
+            "points": pts,
+            "color": parse_color(s.get("color"), f"{w}.color"),
+            "width": _num(s.get("width", 4), f"{w}.width", 0.5, 1000),
+        })
+    return out
+
+
+def load_hints(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise HintError(f"hints file not found: {p}")
+    try:
+        obj = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HintError(f"{p}: not valid JSON ({e})") from e
+    return validate_hints(obj)
+
+
+def render_hints(hints: dict, height: int, width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Validated hints -> (colors (H, W, 3) uint8, mask (H, W) bool). ``scale`` maps input pixels to this grid."""
+    colors = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    for p in hints["points"]:
+        c = (round(p["x"] * scale), round(p["y"] * scale))
+        r = max(1, round(p["radius"] * scale))
+        cv2.circle(colors, c, r, p["color"], -1)
+        cv2.circle(mask, c, r, 1, -1)
+    for s in hints["strokes"]:
+        pts = np.array([[round(x * scale), round(y * scale)] for x, y in s["points"]], np.int32).reshape(-1, 1, 2)
+        t = max(1, round(s["width"] * scale))
+        cv2.polylines(colors, [pts], False, s["color"], t)
+        cv2.polylines(mask, [pts], False, 1, t)
+        if len(pts) == 1:
+            cv2.circle(colors, tuple(pts[0, 0]), max(1, t // 2), s["color"], -1)
+            cv2.circle(mask, tuple(pts[0, 0]), max(1, t // 2), 1, -1)
+    return colors, mask.astype(bool)
+
+
+def simulate_hints(
+    color: np.ndarray, line: np.ndarray, cfg: HintConfig, rng: np.random.Generator, count: int | None = None
+) -> dict:
+    """Dots of the true local color, as a user would place them, in the hints-JSON structure (validated form).
+
+    color: (H, W, 3) uint8 target; line: (H, W) uint8 line art. With probability ``cfg.p_none`` (unless ``count``
+    is given) there are no hints at all: that is what lets one model colorize with and without hints. Dots go on
+    paper pixels away from lines, and take the mean color of a 3x3 patch (the user picks the color they see).
+    """
+    if count is None:
+        if rng.random() < cfg.p_none:
+            return {"points": [], "strokes": []}
+        count = min(cfg.max_count, int(rng.geometric(1.0 / cfg.mean_count)))  # >= 1, mean ~ mean_count
+    h, w = line.shape
+    free = line > 200  # not on a line
+    free[:2, :] = free[-2:, :] = False
+    free[:, :2] = free[:, -2:] = False
+    ys, xs = np.nonzero(free)
+    if len(ys) == 0 or count == 0:
+        return {"points": [], "strokes": []}
+    idx = rng.choice(len(ys), size=min(count, len(ys)), replace=False)
+    points = []
+    for i in idx:
+        y, x = int(ys[i]), int(xs[i])
+        patch = color[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3).mean(axis=0)
+        r = int(rng.integers(cfg.radius[0], cfg.radius[1] + 1))
+        points.append({"x": x, "y": y, "color": tuple(int(v + 0.5) for v in patch), "radius": r})
+    return {"points": points, "strokes": []}
+
+
+def hints_to_json(hints: dict) -> dict:
+    """Validated form -> the JSON file form (colors as '#rrggbb')."""
+
+    def hexc(c: tuple[int, int, int]) -> str:
+        return "#{:02x}{:02x}{:02x}".format(*c)
+
+    return {
+        "points": [{**p, "color": hexc(p["color"])} for p in hints["points"]],
+        "strokes": [{**s, "points": [list(xy) for xy in s["points"]], "color": hexc(s["color"])}
+                    for s in hints["strokes"]],
+    }

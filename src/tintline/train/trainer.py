@@ -1,0 +1,307 @@
+"""The training loop: devices, optimizers, the time budget, logging, checkpoints and resume.
+
+It owns no loss (see :mod:`tintline.objective`) and no architecture (see :mod:`tintline.models`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from ..checkpoint import (
+    code_version,
+    flatten_optimizer,
+    latest_checkpoint,
+    save_generator,
+    unflatten_optimizer,
+    write_checkpoint,
+)
+from ..config import TrainConfig, dump_yaml
+from ..data.dataset import PairDataset
+from ..data.store import DatasetError, open_for_training
+from ..models import create_discriminator, create_generator
+from ..monitor.images import sample_grid
+from ..objective import Pix2PixObjective
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a NaN); a checkpoint has been saved when possible."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def _batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
+    while True:  # epochs forever; the loop stops on the time or step budget
+        yield from loader
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for tensors in [-1, 1], (B, 3, H, W) -> (B,)."""
+    mse = ((pred.clamp(-1, 1) - target) / 2).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / (mse + 1e-10))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, dataset_dir: Path, run_dir: Path, resume: bool = False):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(t.device)
+        ckpt = latest_checkpoint(run_dir) if resume else None
+        if not resume and run_dir.exists() and (run_dir / "checkpoints").exists():
+            raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
+        if resume and ckpt is None:
+            raise TrainingError(f"{run_dir}: nothing to resume (no checkpoint yet)")
+
+        torch.manual_seed(t.seed)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+
+        self.store, self.data_cfg = open_for_training(dataset_dir)
+        self.fingerprint = self.store.fingerprint()
+        train_entries = self.store.entries("train")
+        val_entries = self.store.entries("val") or train_entries
+        crop = min(t.crop, self.data_cfg.size)
+        self.train_set = PairDataset(train_entries, cfg.hints, crop=crop, flip=t.flip, train=True)
+        self.loader = DataLoader(self.train_set, batch_size=min(t.batch_size, len(self.train_set)), shuffle=True,
+                                 drop_last=True, num_workers=0)
+        # Fixed validation images, the same in every run and every resume: half with hints, half without.
+        val = val_entries[: t.val_images]
+        self.val_hinted = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=8)
+        self.val_plain = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=0)
+
+        m = cfg.model
+        self.G = create_generator(m.generator.name, **m.generator.args).to(self.device)
+        multiple = getattr(self.G, "multiple", 1)
+        if crop % multiple or self.data_cfg.size % multiple:
+            raise TrainingError(
+                f"crop {crop} and image size {self.data_cfg.size} must be multiples of {multiple} for this generator"
+            )
+        self.D = (create_discriminator(m.discriminator.name, **m.discriminator.args).to(self.device)
+                  if cfg.loss.gan_weight > 0 else None)
+        o = cfg.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
+        self.opt_d = (torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+                      if self.D is not None else None)
+        self.objective = Pix2PixObjective(self.G, self.D, cfg.loss)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.images_seen = 0
+        self._mark = time.monotonic()
+        if ckpt is not None:
+            self._load(ckpt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        self.writer = SummaryWriter(str(run_dir))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "generator": self.cfg.model.generator.model_dump(),
+            "config": self.cfg.model_dump(mode="json"),
+            "dataset_fingerprint": self.fingerprint,
+            "image_size": self.data_cfg.size,
+            **code_version(),
+        }
+
+    def save(self) -> Path:
+        meta = self._meta()
+        files: dict[str, tuple[dict[str, torch.Tensor], dict[str, str]]] = {
+            "generator": (self.G.state_dict(), {"tintline": json.dumps({"format": 1, **meta})}),
+        }
+        opt_tensors, opt_g_rest = flatten_optimizer(self.opt_g, "g")
+        state: dict[str, Any] = {"step": self.step, "elapsed": self.elapsed, "images_seen": self.images_seen,
+                                 "opt_g": opt_g_rest, **meta}
+        if self.D is not None and self.opt_d is not None:
+            files["discriminator"] = (self.D.state_dict(), {})
+            d_tensors, state["opt_d"] = flatten_optimizer(self.opt_d, "d")
+            opt_tensors.update(d_tensors)
+        opt_tensors.update({f"rng.{k}": v for k, v in _rng_state().items()})
+        files["optimizer"] = (opt_tensors, {})
+        path = write_checkpoint(self.run_dir, self.step, files, state)
+        save_generator(self.G, self.run_dir / "model.safetensors", meta)
+        return path
+
+    def _load(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "state.json").read_text())
+        self.G.load_state_dict(load_file(str(ckpt / "generator.safetensors")))
+        opt = load_file(str(ckpt / "optimizer.safetensors"))
+        unflatten_optimizer(self.opt_g, opt, state["opt_g"], "g")
+        if self.D is not None and self.opt_d is not None:
+            if not (ckpt / "discriminator.safetensors").is_file():
+                raise TrainingError(f"{ckpt}: no discriminator saved (was the run trained with gan_weight=0?)")
+            self.D.load_state_dict(load_file(str(ckpt / "discriminator.safetensors")))
+            unflatten_optimizer(self.opt_d, opt, state["opt_d"], "d")
+        torch.set_rng_state(opt["rng.torch"])
+        if "rng.cuda" in opt and torch.cuda.is_available():
+            torch.cuda.set_rng_state(opt["rng.cuda"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.images_seen = int(state.get("images_seen", 0))
+
+    # ------------------------------------------------------------------ validation and images
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.G.eval()
+        out: dict[str, float] = {}
+        grids = []
+        for name, ds in (("hints", self.val_hinted), ("nohints", self.val_plain)):
+            batch = [ds[i] for i in range(len(ds))]
+            x = torch.stack([b["input"] for b in batch]).to(self.device)
+            y = torch.stack([b["target"] for b in batch]).to(self.device)
+            pred = self.G(x)
+            out[f"val/l1_{name}"] = (pred - y).abs().mean().item()
+            out[f"val/psnr_{name}"] = psnr(pred, y).mean().item()
+            grids.append(sample_grid(x, pred, y))
+        self.G.train()
+        for name, grid in zip(("val/samples_hints", "val/samples_nohints"), grids, strict=True):
+            self.writer.add_image(name, grid, self.step, dataformats="HWC")
+        return out
+
+    # ------------------------------------------------------------------ the loop
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        fake = self.objective.generate(batch)  # (B, 3, H, W)
+        logs: dict[str, float] = {}
+        if self.D is not None and self.opt_d is not None:
+            loss_d, ld = self.objective.d_step(batch, fake)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            logs.update(ld)
+        loss_g, lg = self.objective.g_step(batch, fake)
+        if not math.isfinite(loss_g.item()):
+            raise TrainingError(f"generator loss became {loss_g.item()} at step {self.step}")
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.D is not None:
+            self.D.requires_grad_(False)  # G's step needs gradients through D, not of D
+        loss_g.backward()
+        if self.D is not None:
+            self.D.requires_grad_(True)
+        if self.cfg.optim.grad_clip > 0:
+            logs["grad/norm_g"] = float(torch.nn.utils.clip_grad_norm_(self.G.parameters(), self.cfg.optim.grad_clip))
+        self.opt_g.step()
+        logs.update(lg)
+        return logs
+
+    def fit(self) -> dict[str, Any]:
+        t = self.cfg.train
+        budget = t.minutes * 60.0
+        start = time.monotonic()
+        self._mark = start
+        session_start_step = self.step
+        metrics_file = (self.run_dir / "metrics.jsonl").open("a")
+        batches = _batches(self.loader)
+        if self.step == 0:
+            first = next(iter(self.loader))
+            self.writer.add_image("train/inputs_at_start", sample_grid(first["input"], None, first["target"]), 0,
+                                  dataformats="HWC")
+        self.G.train()
+        if self.D is not None:
+            self.D.train()
+        bar = tqdm(total=int(budget), unit="s", desc="train", bar_format="{desc} {bar} {n_fmt}/{total_fmt} s {postfix}")
+        window_start, window_images = time.monotonic(), 0
+        last_saved = self.step
+        try:
+            while True:
+                now = time.monotonic() - start
+                if now >= budget or (t.max_steps and self.step >= t.max_steps):
+                    break
+                batch = next(batches)
+                logs = self.train_step(batch)
+                self.step += 1
+                n = batch["input"].shape[0]
+                self.images_seen += n
+                window_images += n
+                if self.step % t.log_every == 0 or self.step == 1:
+                    dt = time.monotonic() - window_start
+                    record: dict[str, Any] = {
+                        "step": self.step,
+                        "elapsed": round(self.elapsed + time.monotonic() - start, 2),
+                        "images_per_s": round(window_images / max(dt, 1e-9), 3),
+                        **{k: round(v, 6) for k, v in logs.items()},
+                    }
+                    window_start, window_images = time.monotonic(), 0
+                    if self.step % t.sample_every == 0:
+                        record.update({k: round(v, 5) for k, v in self.validate().items()})
+                    for k, v in record.items():
+                        if k != "step":
+                            self.writer.add_scalar(k, v, self.step)
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    bar.set_postfix_str(f"step {self.step} | {record['images_per_s']:.1f} img/s | "
+                                        f"l1 {logs['loss/l1']:.3f}")
+                tick = min(int(time.monotonic() - start), int(budget)) - bar.n
+                if tick > 0:
+                    bar.update(tick)  # at most once a second
+                if self.step % t.ckpt_every == 0:
+                    self.elapsed_until_now(start)
+                    self.save()
+                    last_saved = self.step
+        except KeyboardInterrupt:
+            self.elapsed_until_now(start)
+            if self.step > last_saved:
+                self.save()
+            bar.close()
+            raise
+        finally:
+            metrics_file.close()
+        bar.close()
+        self.elapsed_until_now(start)
+        final = self.validate()
+        record = {"step": self.step, "elapsed": round(self.elapsed, 2), "final": True,
+                  **{k: round(v, 5) for k, v in final.items()}}
+        (self.run_dir / "metrics.jsonl").open("a").write(json.dumps(record) + "\n")
+        path = self.save()
+        self.writer.flush()
+        self.writer.close()
+        self.store.close()
+        return {"step": self.step, "seconds": time.monotonic() - start, "checkpoint": str(path),
+                "steps_this_session": self.step - session_start_step, **final}
+
+    def elapsed_until_now(self, start: float) -> None:
+        # elapsed accumulates across sessions; called right before each save
+        now = time.monotonic()
+        self.elapsed += now - self._mark
+        self._mark = now
+
+
+def train(cfg: TrainConfig, dataset_dir: Path, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    try:
+        trainer = Trainer(cfg, dataset_dir, run_dir, resume=resume)
+    except ValueError as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise TrainingError(str(e)) from e
+    return trainer.fit()

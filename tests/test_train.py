@@ -1,0 +1,154 @@
+"""A tiny end-to-end CPU run: train -> checkpoint -> colorize -> resume -> eval, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from tintline.checkpoint import CheckpointError, load_generator, read_meta
+from tintline.cli import main
+
+TINY = [
+    "model.generator.args={base: 8, depth: 5, max_width: 32}",
+    "model.discriminator.args={base: 8, n_layers: 2}",
+    "train.batch_size=4",
+    "train.crop=64",
+    "train.log_every=1",
+    "train.sample_every=2",
+    "train.ckpt_every=2",
+    "train.val_images=2",
+]
+
+
+def _train(dataset: Path, run: Path, *extra: str) -> int:
+    args = ["train", str(dataset), str(run)]
+    for s in TINY:
+        args += ["--set", s]
+    return main(args + list(extra))
+
+
+@pytest.fixture(scope="module")
+def run_dir(built_dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "r"
+    assert _train(built_dataset, run, "--max-steps", "3") == 0
+    return run
+
+
+def test_training_writes_checkpoint_config_metrics_and_tensorboard(run_dir):
+    assert (run_dir / "model.safetensors").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
+    assert latest == "step_00000003"
+    state = json.loads((run_dir / "checkpoints" / latest / "state.json").read_text())
+    assert state["step"] == 3 and len(state["git_commit"]) > 0 and state["dataset_fingerprint"]
+    meta = read_meta(run_dir / "model.safetensors")
+    assert meta["generator"]["args"]["depth"] == 5 and meta["step"] == 3
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in recs if not r.get("final")]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    for r in steps:
+        assert {"elapsed", "images_per_s", "loss/l1", "loss/d", "loss/g"} <= set(r)
+    assert "val/psnr_hints" in steps[1] and recs[-1]["final"]
+    assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_has_scalars_and_images(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = acc.Tags()
+    assert "loss/l1" in tags["scalars"] and "val/psnr_nohints" in tags["scalars"]
+    assert "train/inputs_at_start" in tags["images"] and "val/samples_hints" in tags["images"]
+
+
+def test_colorize_loads_run_dir_any_size(run_dir, tmp_path):
+    line = np.full((45, 70), 255, np.uint8)
+    line[10:35, 20] = 0
+    line[10, 20:60] = 0
+    src = tmp_path / "in.png"
+    Image.fromarray(line).save(src)
+    rgba = tmp_path / "alpha.png"
+    Image.fromarray(np.dstack([np.zeros((33, 50, 3), np.uint8), np.full((33, 50), 128, np.uint8)])).save(rgba)
+    hints = tmp_path / "h.json"
+    hints.write_text(json.dumps({"points": [{"x": 30, "y": 20, "color": "#ff0000", "radius": 3}],
+                                 "strokes": [{"points": [[5, 5], [15, 9]], "color": "#00ff00", "width": 2}]}))
+    out = tmp_path / "out"
+    assert main(["colorize", str(run_dir), str(src), str(rgba), "-o", str(out), "--hints", str(hints)]) == 0
+    assert Image.open(out / "in.png").size == (70, 45)
+    assert Image.open(out / "alpha.png").size == (50, 33)
+    assert Image.open(out / "in.png").mode == "RGB"
+
+
+def test_resume_continues_the_step_count(built_dataset, tmp_path):
+    run = tmp_path / "r"
+    assert _train(built_dataset, run, "--max-steps", "2") == 0
+    first = load_file(str(run / "checkpoints" / "step_00000002" / "generator.safetensors"))
+    assert _train(built_dataset, run, "--max-steps", "4", "--resume") == 0
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"final"' not in x]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4]
+    later = load_file(str(run / "checkpoints" / "step_00000004" / "generator.safetensors"))
+    assert any(not (first[k] == later[k]).all() for k in first), "resumed training did not change the weights"
+
+
+def test_new_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(built_dataset, run_dir, tmp_path, capsys):
+    assert _train(built_dataset, run_dir, "--max-steps", "1") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert _train(built_dataset, tmp_path / "empty", "--max-steps", "1", "--resume") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_l1_only_baseline_trains_without_discriminator(built_dataset, tmp_path):
+    run = tmp_path / "l1"
+    assert _train(built_dataset, run, "--config", "configs/l1.yaml", "--max-steps", "2") == 0
+    ckpt = run / "checkpoints" / "step_00000002"
+    assert not (ckpt / "discriminator.safetensors").exists()
+    rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert "loss/d" not in rec and "loss/l1" in rec
+
+
+def test_eval_writes_metrics_and_html(run_dir, built_dataset, tmp_path):
+    out = tmp_path / "report"
+    assert main(["eval", str(run_dir), str(built_dataset), "--split", "test", "-o", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["images"] >= 1
+    for mode in ("no hints", "8 hints", "white (baseline)"):
+        assert set(report["summary"][mode]) == {"psnr", "ssim", "delta_e00", "chroma"}
+    assert "<table>" in (out / "index.html").read_text()
+    assert Image.open(out / "samples.png").size[0] > 64
+
+
+def test_load_generator_refuses_non_tintline_files(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError):
+        load_generator(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_generator(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["colorize", "MISSING_MODEL", "x.png", "-o", "o"], "input not found"),
+        (["train", "/nonexistent/ds", "RUN"], "not a tintline dataset"),
+        (["data", "build", "/nonexistent/ds"], "not a tintline dataset"),
+        (["data", "import", "DS", "/no/such/folder"], "no such folder or built-in corpus"),
+        (["train", "DS", "RUN", "--set", "train.batch_size=0"], "batch_size"),
+        (["train", "DS", "RUN", "--set", "nosuch.field=1"], "nosuch"),
+    ],
+)
+def test_cli_bad_input_one_line_error(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tintline.cli", *args], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], r.stderr
