@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := openclipart-png renpy-demo
 APT_MARK := /usr/share/openclipart/png /usr/share/games/renpy/demo/game/images
 
-.PHONY: demo test lint setup corpus clean
+.PHONY: demo test lint setup corpus browser clean
 
 setup: $(STAMP)
 
@@ -28,10 +28,18 @@ corpus:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is ever downloaded).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium for the browser tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 demo: setup corpus
 	$(VENV)/bin/tintline demo
 
-test: setup corpus
+test: setup corpus browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -10,7 +10,8 @@ requests only, so a crawler that retries correctly always ends with the same res
 
 ``429`` (with Retry-After), ``500``, ``503``, ``slow`` (answer later than the client's timeout), ``truncate`` (half
 the body, with or without a Content-Length), ``malformed`` (broken JSON/XML), ``empty`` (an empty page),
-``wrong_md5`` (another image's bytes). ``dup`` makes every page after the first repeat the previous page's last post.
+``wrong_md5`` (another image's bytes); see :meth:`BooruServer._fault` for which. ``dup`` makes every page after
+the first repeat the previous page's last post.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class BooruServer:
     file_base: str | None = None  # where Danbooru/Gelbooru file URLs point (another server: a CDN); default self
     slow_s: float = 0.6
     retry_after: str = "0.15"
-    fault_period: int = 3  # a fault hits about one resource in this many
+    fault_period: int = 3  # a fault hits one resource in this many
     doctype: bool = False  # answer XML with a DOCTYPE (entity expansion attack)
     redirect_api_to: str | None = None  # answer API calls with a 302 to this base URL
     broken_files: set[str] = field(default_factory=set)  # file names answered with 503, always
@@ -138,7 +139,8 @@ class BooruServer:
             self.posts = make_posts(self.n_posts, self.seed)
         self.log: list[dict] = []  # one entry per request: t (monotonic, at arrival), path, query, ua, status, ...
         self.fired: dict[str, int] = {}
-        self._hits: dict[str, int] = {}
+        self._hits: dict[str, int] = {}  # resource -> requests so far
+        self._order: dict[str, int] = {}  # resource -> its rank among resources, by first request
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -158,7 +160,7 @@ class BooruServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
@@ -211,11 +213,17 @@ class BooruServer:
         """Let every resource suffer its faults again (as if never requested)."""
         with self._lock:
             self._hits.clear()
+            self._order.clear()
 
     def _fault(self, key: str, kinds: tuple[str, ...]) -> str | None:
-        """The fault for this request of resource ``key``: its n-th request gets the n-th of its faults."""
-        seq = [f for f in kinds if f in self.faults and zlib.crc32(f"{f}|{key}".encode()) % self.fault_period == 0]
+        """The fault for this request of resource ``key``: its n-th request gets the n-th of its faults.
+
+        The k-th distinct resource suffers fault j of ``kinds`` when (k + j) % fault_period == 0, so with at least
+        ``fault_period`` resources every enabled fault fires, and each resource gets only a few.
+        """
         with self._lock:
+            k = self._order.setdefault(key, len(self._order))
+            seq = [f for j, f in enumerate(kinds) if f in self.faults and (k + j) % self.fault_period == 0]
             n = self._hits.get(key, 0)
             self._hits[key] = n + 1
             if n < len(seq):

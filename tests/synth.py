@@ -53,7 +53,10 @@ def make_corpus(root: Path, n_good: int = 24, size: int = 96) -> dict[str, list[
     buf = io.BytesIO()
     Image.fromarray(big).save(buf, format="JPEG", quality=90)
     write(root / "dogs" / "good_0_copy.jpg", buf.getvalue())
-    expect["near-duplicate"].append("good_0_copy.jpg")
+    # the group keeps its largest member (the 2x copy); the original is the recorded near-duplicate
+    expect["accepted"].remove("good_0.png")
+    expect["accepted"].append("good_0_copy.jpg")
+    expect["near-duplicate"].append("good_0.png")
     # exact duplicate bytes in another folder: one manifest row, two origins
     write(root / "extra" / "good_1_again.png", png_bytes(cartoon(1, size, size)))
     return expect

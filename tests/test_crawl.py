@@ -17,16 +17,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from booru_server import ALL_FAULTS, KIND_OUTCOME, BooruServer  # noqa: E402
 
-from tintline.cli import main  # noqa: E402
 from tintline.data import crawl as crawl_mod  # noqa: E402
 from tintline.data.crawl import USER_AGENT, HostRateLimiter, build_query, resolve_site, run_crawl  # noqa: E402
 from tintline.data.store import DatasetError, Store  # noqa: E402
 
-INTERVAL = 0.03
-FAST = {"progress": False, "min_interval": INTERVAL, "timeout": 0.3, "page_size": 4, "backoff": 0.02, "attempts": 8}
+INTERVAL = 0.04
+FAST = {"progress": False, "min_interval": INTERVAL, "timeout": 0.3, "page_size": 4, "backoff": 0.02, "attempts": 5}
 FAST_ENV = {
     "TINTLINE_CRAWL_MIN_INTERVAL": str(INTERVAL), "TINTLINE_CRAWL_TIMEOUT": "0.3", "TINTLINE_CRAWL_PAGE_SIZE": "4",
-    "TINTLINE_CRAWL_BACKOFF": "0.02", "TINTLINE_CRAWL_ATTEMPTS": "8",
+    "TINTLINE_CRAWL_BACKOFF": "0.02", "TINTLINE_CRAWL_ATTEMPTS": "5",
 }
 TAGS = "1girl"
 
@@ -88,8 +87,9 @@ def check_polite(srv: BooruServer, interval: float = INTERVAL) -> None:
     log = sorted(srv.requests(), key=lambda e: e["t"])
     assert log and all(e["ua"] == USER_AGENT for e in log)
     gaps = [b["t"] - a["t"] for a, b in zip(log, log[1:], strict=False)]
-    # arrival times jitter by a few ms under load; a missing limiter would show gaps near zero
-    assert min(gaps) >= 0.6 * interval, min(gaps)
+    # arrival times jitter by up to ~15 ms (server and crawler share one GIL on 2 loaded cores); without a limiter
+    # the gaps would be the few ms a download, decode and commit take
+    assert min(gaps) >= 0.5 * interval, min(gaps)
     assert (log[-1]["t"] - log[0]["t"]) >= 0.95 * interval * len(gaps)
     for a, b in zip(log, log[1:], strict=False):
         if a["status"] == 429:
@@ -121,10 +121,10 @@ def test_sites_queries_and_ratings():
         build_query(dan, "1girl order:score", "", None)
 
 
-def test_custom_url_without_api_is_a_one_line_error(tmp_path, capsys):
-    rc = main(["data", "crawl", str(tmp_path / "ds"), "--site", "http://127.0.0.1:9", "--tags", "1girl"])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error: ") and "--api" in err and err.count("\n") == 1
+def test_custom_url_without_api_is_a_one_line_error(tmp_path):
+    with Store.create(tmp_path / "ds") as st, pytest.raises(DatasetError, match="--api") as e:
+        run_crawl(st, site="http://127.0.0.1:9", api=None, tags="1girl")
+    assert "\n" not in str(e.value)  # the CLI prints a DatasetError as one line and exits 2
 
 
 def test_parsers():
@@ -183,9 +183,11 @@ def test_clean_crawl_is_exact(tmp_path, api, fmt, style):
         n_good = len({p.md5 for p in srv.matching(TAGS) if KIND_OUTCOME[p.kind][0] == "accepted"})
         assert stats["accepted"] == stats["total"] == n_good
         assert stats["failed"] == 4 and stats["skipped"] == 2  # html, garbage, bad md5, 404; video, no file
-        # every file was fetched once: nothing downloaded twice, nothing fetched for the skipped posts
-        files = [e["path"] for e in srv.requests("file")]
-        assert len(files) == len(set(files))
+        # every file was fetched once (the one whose md5 never matches: once per attempt), none for skipped posts
+        files = [e["path"].rsplit("/", 1)[-1] for e in srv.requests("file")]
+        bad = next(p.name for p in srv.posts if p.kind == "bad_md5")
+        assert files.count(bad) == FAST["attempts"]
+        assert len(files) - FAST["attempts"] == len(set(files) - {bad})
         assert not any(p.endswith(".webm") for p in files)
 
 
@@ -230,13 +232,15 @@ def test_rating_and_limit_and_rerun_fetches_nothing(tmp_path):
 
 def test_new_posts_are_picked_up_on_rerun(tmp_path):
     with BooruServer() as srv, Store.create(tmp_path / "ds") as st:
-        crawl(st, srv, "gelbooru02")
+        crawl(st, srv, "gelbooru02", attempts=2)
         before = len(srv.requests())
         new = srv.add_posts(3)
-        stats = crawl(st, srv, "gelbooru02")
+        stats = crawl(st, srv, "gelbooru02", attempts=2)
         assert stats["accepted"] == 3 and stats["pages"] == 2  # newest page, then a page of known posts: stop
-        assert {e["path"].rsplit("/", 1)[-1] for e in srv.requests("file")[-3:]} == {p.name for p in new}
-        assert len(srv.requests()) - before == 5
+        bad = next(p.name for p in srv.posts if p.kind == "bad_md5")
+        got = [e["path"].rsplit("/", 1)[-1] if e["kind"] == "file" else "api" for e in srv.requests()[before:]]
+        # the md5 failure is transient for all we know: retried first (2 attempts); then 2 pages, 3 new files
+        assert got == [bad, bad, "api", *[p.name for p in sorted(new, key=lambda p: -p.id)], "api"]
         check_exact(st, srv, "gelbooru02")
 
 
@@ -301,12 +305,14 @@ def test_kill9_then_resume_matches_an_uninterrupted_crawl(tmp_path):
         assert kills >= 3
         with Store.open(ds) as st:
             had = {r["origin"] for r in st.db.execute("SELECT origin FROM origins")}
+            settled = {r["file_url"] for r in st.db.execute("SELECT file_url FROM crawl_posts WHERE retryable = 0")}
+        assert had and had <= settled
         n0 = len(srv.requests())
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.startswith("crawl finished:")
-        again = [srv.url + e["path"] for e in srv.requests()[n0:] if e["kind"] == "file" and e["status"] == 200]
-        assert not set(again) & had  # the last run fetched nothing it already had
+        again = {srv.url + e["path"] for e in srv.requests()[n0:] if e["kind"] == "file"}
+        assert not again & settled  # the last run fetched nothing it already had or knew to be broken
         assert manifest(ds) == manifest(tmp_path / "ref")
         with Store.open(ds) as st:
             check_exact(st, srv, "danbooru")

@@ -36,6 +36,8 @@ def test_build_records_every_bad_file_with_its_reason(built_dataset, corpus):
         assert rows[name]["status"] == "accepted", (name, rows[name]["reason"], rows[name]["detail"])
     for name in expect["near-duplicate"]:
         assert rows[name]["reason"] == "near-duplicate"
+        rep = rows["good_0_copy.jpg"]
+        assert rows[name]["dup_group"] == rep["id"] and rows[name]["split"] == rep["split"]
 
 
 def test_same_bytes_twice_is_one_row_with_two_origins_and_both_tags(built_dataset):

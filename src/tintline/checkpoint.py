@@ -30,13 +30,14 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from . import __version__
+from .errors import UserError
 from .models import create_generator
 
 FORMAT = 1
 META_KEY = "tintline"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A model path is missing, not a tintline checkpoint, or inconsistent."""
 
 

@@ -12,24 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data.hints import HintError
-    from .data.imageio import BadImage
-    from .data.store import DatasetError
-    from .models.registry import RegistryError
-    from .train.trainer import TrainingError
-
-    return (UserError, ConfigError, DatasetError, BadImage, HintError, FileNotFoundError, RegistryError,
-            CheckpointError, TrainingError)
-
+from .errors import UserError
 
 # ----------------------------------------------------------------------------------------------- data
 
@@ -142,6 +125,13 @@ def cmd_eval(a: argparse.Namespace) -> None:
     print(f"report: {report}")
 
 
+def cmd_serve(a: argparse.Namespace) -> None:
+    from .serve.app import run_server
+
+    run_server(a.models, host=a.host, port=a.port, max_bytes=a.max_bytes, max_pixels=a.max_pixels,
+               queue_size=a.queue_size, timeout_s=a.timeout, cors_origins=a.cors_origin or [], device=a.device)
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -204,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("colorize", help="colorize line art of any size")
-    s.add_argument("model", help="a checkpoint (.safetensors) or a run directory")
+    s.add_argument("model", help="a checkpoint (.safetensors), a run directory, or a baseline: white, region-fill")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
     s.add_argument("-o", "--out", required=True, help="output directory")
     s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels)")
@@ -219,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="evaluate at most this many images (0: all)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("serve", help="web page and HTTP API for colorizing (binds to 127.0.0.1 by default)")
+    s.add_argument("models", nargs="*", metavar="MODEL",
+                   help="checkpoints, run directories or baselines to offer (default: the shipped model)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest accepted upload (bytes)")
+    s.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest accepted image (pixels)")
+    s.add_argument("--queue-size", type=int, default=8, help="requests waiting beyond this get 503 + Retry-After")
+    s.add_argument("--timeout", type=float, default=30.0, help="per-request time limit (seconds)")
+    s.add_argument("--cors-origin", action="append", help="allow this origin (repeatable; default: no CORS)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, ending in an HTML report")
     s.add_argument("--workdir", default="tintline-demo", help="where to put the dataset, run and report")
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; work done so far is saved, run the same command again to continue", file=sys.stderr)
         return 130
-    except _user_errors() as e:
+    except (UserError, FileNotFoundError) as e:
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         print(f"error: {msg}", file=sys.stderr)
         return 2

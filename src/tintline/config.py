@@ -19,8 +19,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration file or override is invalid; the message is meant for the user."""
 
 
@@ -75,8 +77,15 @@ class NetConfig(_Strict):
 
 
 class ModelConfig(_Strict):
+    hint_encoding: Literal["sparse", "region"] = Field(
+        "region",
+        description="sparse: hint marks only (5 input channels); region: marks plus the marks flooded into their "
+        "closed line-art regions (9 channels), a classical prior the network corrects.",
+    )
     generator: NetConfig = Field(
-        default_factory=lambda: NetConfig(name="unet", args={"base": 24, "depth": 6, "max_width": 192})
+        default_factory=lambda: NetConfig(
+            name="unet", args={"base": 24, "depth": 6, "max_width": 192, "norm": "instance", "blend": "multiply"}
+        )
     )
     discriminator: NetConfig = Field(default_factory=lambda: NetConfig(name="patchgan", args={"base": 16}))
 
@@ -94,7 +103,7 @@ class LossConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    lr_g: float = Field(2e-4, gt=0, description="Adam learning rate of the generator.")
+    lr_g: float = Field(5e-4, gt=0, description="Adam learning rate of the generator.")
     lr_d: float = Field(2e-4, gt=0, description="Adam learning rate of the discriminator.")
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -114,6 +123,9 @@ class LoopConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     crop: int = Field(128, ge=16, description="Random square crop used for training (pixels).")
     flip: bool = Field(True, description="Random horizontal flip, applied to line art and color together.")
+    scale: tuple[float, float] = Field(
+        (0.5, 1.0), description="Random zoom range before cropping; below 1 the crop sees more of the drawing."
+    )
     minutes: float = Field(8.0, gt=0, description="Wall-clock training budget.")
     max_steps: int = Field(0, ge=0, description="Stop after this many steps; 0 means only the time budget.")
     log_every: int = Field(25, ge=1, description="Steps between scalar logs (TensorBoard and metrics.jsonl).")

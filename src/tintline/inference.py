@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .baselines import BASELINES, Baseline
 from .checkpoint import load_generator
 from .data.dataset import encode_input, to_uint8
-from .data.hints import HintError, load_hints, render_hints
+from .data.hints import load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.lineart import normalize_input
 
@@ -31,6 +32,7 @@ class Colorizer:
         self.device = torch.device(device)
         self.net, self.meta = load_generator(model, self.device)
         self.multiple = int(getattr(self.net, "multiple", 1))
+        self.encoding = self.meta.get("hint_encoding", "sparse")
         # default working size: twice the training image size covers typical inputs without shrinking much
         self.max_side = max_side or 2 * int(self.meta.get("image_size", 256))
 
@@ -48,7 +50,7 @@ class Colorizer:
         small_p = np.pad(small, pads, constant_values=255)
         colors_p = np.pad(hint_colors, (*pads, (0, 0)))
         mask_p = np.pad(mask, pads)
-        x = encode_input(small_p, colors_p, mask_p).unsqueeze(0).to(self.device)  # (1, 5, H', W')
+        x = encode_input(small_p, colors_p, mask_p, self.encoding).unsqueeze(0).to(self.device)  # (1, C, H', W')
         y = to_uint8(self.net(x)[0])  # (H', W', 3)
         y = y[pads[0][0] : pads[0][0] + sh, pads[1][0] : pads[1][0] + sw]
         if scale < 1:
@@ -61,17 +63,30 @@ class Colorizer:
         return self.colorize_lines(normalize_input(img), hints)
 
 
+SHIPPED_MODEL = Path(__file__).parent / "weights" / "default.safetensors"
+
+
+def default_model() -> Path | None:
+    """The model shipped with the package, when there is one."""
+    return SHIPPED_MODEL if SHIPPED_MODEL.is_file() else None
+
+
+def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseline:
+    """A checkpoint path or run directory -> :class:`Colorizer`; a baseline name (``white``, ``region-fill``) ->
+    that baseline. A path that exists wins over a baseline of the same name."""
+    if not Path(model).exists() and str(model) in BASELINES.names():
+        return BASELINES.create(str(model))
+    return Colorizer(model, device=device)
+
+
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu") -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``. One hints file applies to every input."""
-    try:
-        hints = load_hints(hints_path) if hints_path else None
-    except HintError as e:
-        raise BadImage("bad-hints", str(e)) from e
+    hints = load_hints(hints_path) if hints_path else None
     for name in inputs:
         if not Path(name).is_file():
             raise FileNotFoundError(f"input not found: {name}")
-    colorizer = Colorizer(model, device=device)
+    colorizer = load_colorizer(model, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in inputs:

@@ -2,13 +2,15 @@
 
 Tensor conventions (shared with inference through :func:`encode_input` and :func:`to_uint8`):
 line (1, H, W) in [-1, 1] with paper = +1; hint colors (3, H, W) in [-1, 1], zero where no hint; mask (1, H, W)
-in {0, 1}; target RGB (3, H, W) in [-1, 1]. The network input is their concatenation, (5, H, W).
+in {0, 1}; target RGB (3, H, W) in [-1, 1]. The network input is their concatenation, (5, H, W), plus for the
+``region`` encoding the region fill of the hints, (4, H, W) more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -16,6 +18,7 @@ from torch.utils.data import Dataset
 
 from ..config import HintConfig
 from .hints import render_hints, simulate_hints
+from .regions import region_fill
 from .store import Entry
 
 
@@ -25,10 +28,32 @@ def _to_unit(arr: np.ndarray) -> torch.Tensor:
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
 
-def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray) -> torch.Tensor:
-    """line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool -> (5, H, W) float network input."""
+HINT_ENCODINGS = {"sparse": 5, "region": 9}  # name -> network input channels
+
+
+def input_channels(encoding: str) -> int:
+    if encoding not in HINT_ENCODINGS:
+        raise ValueError(f"unknown hint encoding {encoding!r}; known: {', '.join(HINT_ENCODINGS)}")
+    return HINT_ENCODINGS[encoding]
+
+
+def _marks(colors: np.ndarray, mask: np.ndarray) -> list[torch.Tensor]:
     m = torch.from_numpy(np.array(mask, dtype=np.float32)).unsqueeze(0)  # (1, H, W)
-    return torch.cat([_to_unit(line), _to_unit(hint_colors) * m, m], dim=0)
+    return [_to_unit(colors) * m, m]
+
+
+def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, encoding: str = "sparse") -> torch.Tensor:
+    """line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool -> (C, H, W) float network input.
+
+    sparse: [line, hint rgb, hint mask] (5 channels). region: the same plus the hints flooded into their closed
+    regions, [fill rgb, fill mask] (9 channels), so hints reach whole areas from the first step of training.
+    """
+    parts = [_to_unit(line), *_marks(hint_colors, mask)]
+    if encoding == "region":
+        parts += _marks(*region_fill(line, hint_colors, mask))
+    elif encoding != "sparse":
+        input_channels(encoding)  # raises with the known names
+    return torch.cat(parts, dim=0)
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
@@ -46,13 +71,16 @@ def load_pair(entry: Entry) -> tuple[np.ndarray, np.ndarray]:
 class PairDataset(Dataset):
     """Accepted entries of one split as dicts of tensors: input (5, C, C), target (3, C, C), line, hints, mask.
 
-    ``train=True``: random crop of side ``crop`` and horizontal flip, random hints (seeded per worker by torch).
+    ``train=True``: random zoom in ``scale``, random crop of side ``crop`` and horizontal flip (each drawn once and
+    applied to line art and color alike), random hints (seeded per worker by torch).
     ``train=False``: the full image, and hints drawn from a generator seeded by the sample index, so every
     evaluation of the same model sees the same hints.
     """
 
     def __init__(self, entries: Sequence[Entry], hints: HintConfig, crop: int | None = None, flip: bool = False,
-                 train: bool = True, seed: int = 0, hint_count: int | None = None):
+                 train: bool = True, seed: int = 0, hint_count: int | None = None, encoding: str = "sparse",
+                 scale: tuple[float, float] = (1.0, 1.0)):
+        input_channels(encoding)
         if not entries:
             raise ValueError("no entries")
         self.entries = list(entries)
@@ -62,6 +90,8 @@ class PairDataset(Dataset):
         self.train = train
         self.seed = seed
         self.hint_count = hint_count
+        self.encoding = encoding
+        self.scale = scale
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -75,6 +105,13 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         color, line = load_pair(self.entries[index])
         rng = self._rng(index)
+        if self.train and self.scale != (1.0, 1.0):
+            # one random zoom for both images; zoomed out, a crop shows the whole drawing and its paper around it
+            s = float(rng.uniform(*self.scale))
+            side = max(self.crop or 1, round(color.shape[0] * s))
+            if side != color.shape[0]:
+                color = cv2.resize(color, (side, side), interpolation=cv2.INTER_AREA)
+                line = cv2.resize(line, (side, side), interpolation=cv2.INTER_AREA)
         if self.crop and self.crop < color.shape[0]:
             y = int(rng.integers(0, color.shape[0] - self.crop + 1))
             x = int(rng.integers(0, color.shape[1] - self.crop + 1))
@@ -85,7 +122,7 @@ class PairDataset(Dataset):
         hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count)
         hint_colors, mask = render_hints(hints, *line.shape)
         return {
-            "input": encode_input(line, hint_colors, mask),
+            "input": encode_input(line, hint_colors, mask, self.encoding),
             "target": _to_unit(color),
             "index": torch.tensor(index),
         }

@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 
 from ..config import HintConfig
+from ..errors import UserError
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_HINT_ITEMS = 10_000
 
 
-class HintError(ValueError):
+class HintError(UserError):
     """A hints file or object is malformed; the message says where."""
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import UserError
+
 # Pillow's own bomb guard raises only above 2x its limit; we do our own check with a clear reason instead.
 Image.MAX_IMAGE_PIXELS = None
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"}
 
 
-class BadImage(ValueError):
+class BadImage(UserError):
     """The input is not an image we accept. ``reason`` is a short machine-friendly tag for the manifest."""
 
     def __init__(self, reason: str, detail: str):

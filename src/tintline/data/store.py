@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError, DataConfig, build_config, load_yaml
+from ..errors import UserError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -63,13 +64,14 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 CREATE INDEX IF NOT EXISTS idx_images_status ON images(status);
 CREATE INDEX IF NOT EXISTS idx_tags_tag ON tags(tag);
+CREATE INDEX IF NOT EXISTS idx_origins_origin ON origins(origin);
 """
 
 MANIFEST = "manifest.sqlite"
 CONFIG = "dataset.yaml"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset directory is missing or unusable; the message is meant for the user."""
 
 

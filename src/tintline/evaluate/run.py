@@ -18,7 +18,7 @@ from ..config import HintConfig
 from ..data.dataset import load_pair
 from ..data.hints import render_hints, simulate_hints
 from ..data.store import DatasetError, Store
-from ..inference import Colorizer
+from ..inference import load_colorizer
 from ..monitor.html import esc, figure, table, write_page
 from ..monitor.images import overlay_hints, tile
 from .metrics import all_metrics
@@ -33,7 +33,7 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
 
 def evaluate(model: str | Path, dataset: Path, out_dir: Path, split: str = "test", limit: int = 0,
              device: str = "cpu", seed: int = 0, progress: bool = True) -> Path:
-    colorizer = Colorizer(model, device=device)
+    colorizer = load_colorizer(model, device=device)
     with Store.open(dataset) as store:
         entries = store.entries(split)
     if not entries:

@@ -10,10 +10,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from ..errors import UserError
+
 T = TypeVar("T")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError):
     """Unknown name or bad arguments for a registry entry."""
 
 

@@ -29,14 +29,15 @@ from ..checkpoint import (
     write_checkpoint,
 )
 from ..config import TrainConfig, dump_yaml
-from ..data.dataset import PairDataset
-from ..data.store import DatasetError, open_for_training
+from ..data.dataset import PairDataset, input_channels
+from ..data.store import open_for_training
+from ..errors import UserError
 from ..models import create_discriminator, create_generator
 from ..monitor.images import sample_grid
 from ..objective import Pix2PixObjective
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """Training cannot go on (e.g. a NaN); a checkpoint has been saved when possible."""
 
 
@@ -89,16 +90,20 @@ class Trainer:
         train_entries = self.store.entries("train")
         val_entries = self.store.entries("val") or train_entries
         crop = min(t.crop, self.data_cfg.size)
-        self.train_set = PairDataset(train_entries, cfg.hints, crop=crop, flip=t.flip, train=True)
+        enc = cfg.model.hint_encoding
+        self.train_set = PairDataset(train_entries, cfg.hints, crop=crop, flip=t.flip, train=True, encoding=enc,
+                                     scale=t.scale)
         self.loader = DataLoader(self.train_set, batch_size=min(t.batch_size, len(self.train_set)), shuffle=True,
                                  drop_last=True, num_workers=0)
         # Fixed validation images, the same in every run and every resume: half with hints, half without.
         val = val_entries[: t.val_images]
-        self.val_hinted = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=8)
-        self.val_plain = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=0)
+        self.val_hinted = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=8, encoding=enc)
+        self.val_plain = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=0, encoding=enc)
 
         m = cfg.model
-        self.G = create_generator(m.generator.name, **m.generator.args).to(self.device)
+        # the input channels follow from the hint encoding; recorded in the checkpoint with the other arguments
+        self.g_args = {"in_channels": input_channels(enc), **m.generator.args}
+        self.G = create_generator(m.generator.name, **self.g_args).to(self.device)
         multiple = getattr(self.G, "multiple", 1)
         if crop % multiple or self.data_cfg.size % multiple:
             raise TrainingError(
@@ -126,7 +131,8 @@ class Trainer:
     def _meta(self) -> dict[str, Any]:
         return {
             "step": self.step,
-            "generator": self.cfg.model.generator.model_dump(),
+            "generator": {"name": self.cfg.model.generator.name, "args": self.g_args},
+            "hint_encoding": self.cfg.model.hint_encoding,
             "config": self.cfg.model_dump(mode="json"),
             "dataset_fingerprint": self.fingerprint,
             "image_size": self.data_cfg.size,
@@ -248,7 +254,7 @@ class Trainer:
                     dt = time.monotonic() - window_start
                     record: dict[str, Any] = {
                         "step": self.step,
-                        "elapsed": round(self.elapsed + time.monotonic() - start, 2),
+                        "elapsed": round(self.elapsed + time.monotonic() - self._mark, 2),
                         "images_per_s": round(window_images / max(dt, 1e-9), 3),
                         **{k: round(v, 6) for k, v in logs.items()},
                     }
@@ -300,8 +306,8 @@ class Trainer:
 def train(cfg: TrainConfig, dataset_dir: Path, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     try:
         trainer = Trainer(cfg, dataset_dir, run_dir, resume=resume)
-    except ValueError as e:
-        if isinstance(e, DatasetError):
-            raise
+    except UserError:
+        raise
+    except ValueError as e:  # e.g. a crop the network cannot take, reported by torch or a module
         raise TrainingError(str(e)) from e
     return trainer.fit()

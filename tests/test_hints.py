@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from synth import cartoon
+
+from tintline.baselines import BASELINES
+from tintline.config import HintConfig
+from tintline.data.dataset import encode_input, input_channels
+from tintline.data.hints import HintError, hints_to_json, load_hints, render_hints, simulate_hints, validate_hints
+from tintline.data.regions import label_regions, region_fill
+
+
+def _box_lines(h: int = 60, w: int = 90) -> np.ndarray:
+    """Two closed boxes side by side on white paper: regions inside each box, plus the outside."""
+    line = np.full((h, w), 255, np.uint8)
+    line[10:50, 10] = line[10:50, 40] = line[10, 10:41] = line[49, 10:41] = 0
+    line[10:50, 50] = line[10:50, 80] = line[10, 50:81] = line[49, 50:81] = 0
+    return line
+
+
+def test_render_point_and_stroke_land_where_asked_with_scale():
+    hints = validate_hints({"points": [{"x": 20, "y": 10, "color": "#ff0000", "radius": 2}],
+                            "strokes": [{"points": [[0, 30], [38, 30]], "color": "#00ff00", "width": 2}]})
+    colors, mask = render_hints(hints, 25, 20, scale=0.5)  # a 40x50 image seen at half size
+    assert mask[5, 10] and tuple(colors[5, 10]) == (255, 0, 0)
+    assert mask[15, 0:19].all() and tuple(colors[15, 9]) == (0, 255, 0)
+    assert not mask[22, 2]
+
+
+@pytest.mark.parametrize("bad, where", [
+    ([], "JSON object"),
+    ({"dots": []}, "unknown key"),
+    ({"points": [{"x": 1, "y": 2, "color": "red"}]}, "points[0].color"),
+    ({"points": [{"x": "1", "y": 2, "color": "#000000"}]}, "points[0].x"),
+    ({"strokes": [{"points": [], "color": "#000000"}]}, "strokes[0]"),
+    ({"strokes": [{"points": [[1, 2, 3]], "color": "#000000"}]}, "strokes[0].points[0]"),
+    ({"points": [{"x": 1, "y": 2, "color": "#000000", "radius": 0}]}, "radius"),
+])
+def test_validate_hints_names_the_bad_field(bad, where):
+    with pytest.raises(HintError) as e:
+        validate_hints(bad)
+    assert where in str(e.value)
+
+
+def test_hints_json_roundtrip(tmp_path):
+    src = {"points": [{"x": 3, "y": 4, "color": "#0a0b0c", "radius": 2}],
+           "strokes": [{"points": [[1, 1], [5, 5]], "color": "#ffffff", "width": 3}]}
+    p = tmp_path / "h.json"
+    p.write_text(json.dumps(src))
+    again = hints_to_json(load_hints(p))
+    assert again == src  # numbers compare equal as floats, colors come back as '#rrggbb'
+    assert validate_hints(again) == load_hints(p)
+    p.write_text("{not json")
+    with pytest.raises(HintError, match="not valid JSON"):
+        load_hints(p)
+
+
+def test_simulated_hints_take_the_true_color_and_respect_p_none():
+    color = cartoon(3, 64, 64)
+    line = np.full((64, 64), 255, np.uint8)
+    rng = np.random.default_rng(0)
+    cfg = HintConfig(p_none=0.5, mean_count=6)
+    counts = [len(simulate_hints(color, line, cfg, rng)["points"]) for _ in range(400)]
+    none_share = np.mean([c == 0 for c in counts])
+    assert 0.42 < none_share < 0.58
+    nonzero = [c for c in counts if c]
+    assert 4 < np.mean(nonzero) < 8 and max(nonzero) <= cfg.max_count
+    flat = np.zeros((32, 32, 3), np.uint8)
+    flat[:] = (200, 40, 10)
+    h = simulate_hints(flat, np.full((32, 32), 255, np.uint8), cfg, rng, count=5)
+    assert len(h["points"]) == 5 and all(p["color"] == (200, 40, 10) for p in h["points"])
+
+
+def test_region_fill_floods_only_hinted_closed_regions():
+    line = _box_lines()
+    labels, n = label_regions(line)
+    assert n == 3  # outside + two boxes
+    colors, mask = render_hints(validate_hints({"points": [{"x": 25, "y": 30, "color": "#ff0000", "radius": 2}]}),
+                                *line.shape)
+    fill, filled = region_fill(line, colors, mask)
+    assert filled[15:45, 15:35].all() and tuple(fill[30, 20]) == (255, 0, 0)
+    assert not filled[15:45, 55:75].any()  # the other box got no hint
+    assert not filled[0:5, :].any()  # nor the outside
+    assert not filled[line < 160].any()  # ink is never filled
+
+
+def test_region_fill_baseline_colors_inside_the_lines_and_keeps_ink():
+    line = _box_lines()
+    out = BASELINES.create("region-fill").colorize_lines(
+        line, validate_hints({"points": [{"x": 65, "y": 30, "color": "#0000ff", "radius": 1}]}))
+    assert out.shape == (60, 90, 3)
+    assert tuple(out[30, 65]) == (0, 0, 255) and tuple(out[30, 25]) == (255, 255, 255)
+    assert tuple(out[30, 50]) == (0, 0, 0)  # the box's ink
+
+
+@pytest.mark.parametrize("encoding", ["sparse", "region"])
+def test_encode_input_channels(encoding):
+    line = _box_lines()
+    colors, mask = render_hints(validate_hints({"points": [{"x": 25, "y": 30, "color": "#ff0000"}]}), *line.shape)
+    x = encode_input(line, colors, mask, encoding)
+    assert x.shape == (input_channels(encoding), 60, 90)
+    assert x[0].max() == 1 and x[0].min() == -1  # paper +1, ink -1
+    assert x[4].sum() == mask.sum()  # sparse mask
+    if encoding == "region":
+        assert x[8, 30, 20] == 1 and x[5, 30, 20] == 1 and x[6, 30, 20] == -1  # red flood inside the box
+        assert x[8, 30, 65] == 0
+    with pytest.raises(ValueError, match="unknown hint encoding"):
+        encode_input(line, colors, mask, "nope")
