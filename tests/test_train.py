@@ -117,13 +117,47 @@ def test_l1_only_baseline_trains_without_discriminator(built_dataset, tmp_path):
 
 def test_eval_writes_metrics_and_html(run_dir, built_dataset, tmp_path):
     out = tmp_path / "report"
-    assert main(["eval", str(run_dir), str(built_dataset), "--split", "test", "-o", str(out)]) == 0
+    assert main(["eval", str(run_dir), str(built_dataset), "--split", "test", "-o", str(out),
+                 "--baseline", "white", "--baseline", "region-fill", "--baseline", "mean-color"]) == 0
     report = json.loads((out / "metrics.json").read_text())
-    assert report["images"] >= 1
-    for mode in ("no hints", "8 hints", "white (baseline)"):
-        assert set(report["summary"][mode]) == {"psnr", "ssim", "delta_e00", "chroma"}
-    assert "<table>" in (out / "index.html").read_text()
+    assert report["images"] >= 1 and report["hint_counts"] == [0, 8]
+    assert set(report["models"]) == {str(run_dir), "white", "region-fill", "mean-color"}
+    for m in report["models"].values():
+        assert set(m["summary"]["0"]) >= {"psnr", "ssim", "delta_e00", "chroma", "region_acc", "hint_adherence"}
+        assert len(m["per_image"]) == report["images"]
+    white = report["models"]["white"]["summary"]
+    assert white["0"]["chroma"] < 1 and white["0"]["psnr"] == white["8"]["psnr"]  # white ignores hints
+    fill = report["models"]["region-fill"]["summary"]
+    assert fill["8"]["hint_adherence"] > 0.9  # region fill honours every hint it can
+    html = (out / "index.html").read_text()
+    assert "<table>" in html and "worst_delta_e00.png" in html
     assert Image.open(out / "samples.png").size[0] > 64
+
+
+def test_eval_predictions_and_compare(run_dir, built_dataset, tmp_path):
+    inputs = tmp_path / "inputs"
+    assert main(["eval", str(built_dataset), "--write-inputs", str(inputs)]) == 0
+    files = sorted(inputs.glob("*.png"))
+    assert files
+    # "another tool": returns the line art unchanged -> must score exactly like the white baseline
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for f in files:
+        Image.open(f).convert("RGB").save(preds / f.name)
+    out = tmp_path / "r"
+    assert main(["eval", str(built_dataset), "--predictions", str(preds), "--baseline", "white", "-o", str(out)]) == 0
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    ext = models[f"predictions:{preds}"]["summary"]["0"]
+    assert abs(ext["delta_e00"] - models["white"]["summary"]["0"]["delta_e00"]) < 1e-9
+    files[0].unlink()
+    (preds / files[0].name).unlink()
+    assert main(["eval", str(built_dataset), "--predictions", str(preds), "-o", str(out)]) == 2
+
+    out = tmp_path / "cmp"
+    assert main(["eval", str(built_dataset), "--compare", str(run_dir), "white", "-o", str(out)]) == 0
+    cmp = json.loads((out / "metrics.json").read_text())["comparison"]
+    assert set(cmp["0"]["delta_e00"]) == {"mean_diff", "ci95"}
+    assert (out / "differ_most.png").is_file()
 
 
 def test_load_generator_refuses_non_tintline_files(tmp_path):

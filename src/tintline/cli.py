@@ -119,9 +119,32 @@ def cmd_colorize(a: argparse.Namespace) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    from .evaluate.run import evaluate
+    from .evaluate.run import evaluate, write_inputs
 
-    report = evaluate(a.model, Path(a.dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device)
+    if len(a.targets) > 2:
+        raise UserError("eval takes [MODEL] DATASET")
+    model, dataset = (a.targets if len(a.targets) == 2 else (None, a.targets[0]))
+    compare = None
+    if a.compare:
+        if len(a.compare) == 2:
+            if model is not None:
+                raise UserError("give either MODEL DATASET --compare B, or DATASET --compare A B")
+            model, compare = a.compare
+        elif len(a.compare) == 1:
+            compare = a.compare[0]
+        else:
+            raise UserError("--compare takes one model (compared with MODEL) or two")
+        if model is None:
+            raise UserError("--compare B needs a MODEL to compare with")
+    if a.write_inputs:
+        n = write_inputs(Path(dataset), Path(a.write_inputs), split=a.split, limit=a.limit, gaps=a.gaps)
+        print(f"wrote {n} line-art inputs to {a.write_inputs}; score another tool's outputs with --predictions")
+        return
+    if not a.out:
+        raise UserError("-o/--out REPORT_DIR is required")
+    report = evaluate(model, Path(dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device,
+                      baselines=tuple(a.baseline or ()), hint_curve=a.hint_curve, gaps=a.gaps,
+                      predictions=Path(a.predictions) if a.predictions else None, compare=compare)
     print(f"report: {report}")
 
 
@@ -201,12 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     s.set_defaults(func=cmd_colorize)
 
-    s = sub.add_parser("eval", help="score a model on a dataset split and write an HTML report")
-    s.add_argument("model")
-    s.add_argument("dataset")
+    s = sub.add_parser("eval", help="score models and baselines on a dataset split; HTML report + metrics.json")
+    s.add_argument("targets", nargs="+", metavar="[MODEL] DATASET",
+                   help="a model (checkpoint, run directory or baseline name) and a dataset; the model may be left"
+                        " out with --predictions or --compare A B")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument("-o", "--out", required=True, help="report directory")
+    s.add_argument("-o", "--out", help="report directory")
     s.add_argument("--limit", type=int, default=0, help="evaluate at most this many images (0: all)")
+    s.add_argument("--baseline", action="append", choices=["white", "region-fill", "mean-color"],
+                   help="also score this learning-free baseline (repeatable)")
+    s.add_argument("--hint-curve", action="store_true", help="score at 0, 1, 2, 4, 8, 16 and 32 hints (slower)")
+    s.add_argument("--gaps", action="store_true", help="erase short random segments of the lines first")
+    s.add_argument("--predictions", metavar="PRED_DIR", help="score another tool's images, named <key>.png")
+    s.add_argument("--write-inputs", metavar="DIR", help="write the split's line art as <key>.png and stop")
+    s.add_argument("--compare", nargs="+", metavar="MODEL",
+                   help="compare MODEL with this one (or --compare A B): bootstrap CIs, images that differ most")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_eval)
 

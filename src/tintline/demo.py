@@ -104,7 +104,7 @@ def run_demo(workdir: Path, minutes: float = 8.0) -> Path:
         train(cfg, data_dir, run_dir, resume=resume)
 
     _log("4/5 evaluate on the test split")
-    eval_report = evaluate(run_dir, data_dir, eval_dir, split="test")
+    eval_report = evaluate(run_dir, data_dir, eval_dir, split="test", baselines=("white", "region-fill"))
     metrics = json.loads((eval_dir / "metrics.json").read_text())
 
     _log("5/5 colorize sample line art with `colorize` (with and without a hints file)")
@@ -118,7 +118,8 @@ def run_demo(workdir: Path, minutes: float = 8.0) -> Path:
             for i, o in zip(inputs, plain, strict=True)]
     Image.fromarray(tile(rows)).save(workdir / "colorized.png")
 
-    s = metrics["summary"]
+    models = metrics["models"]
+    key = str(run_dir)
     body = (
         "<p>The whole tintline pipeline on the built-in corpus, made by <code>tintline demo</code>.</p>"
         "<h2>1. Data</h2>"
@@ -127,12 +128,14 @@ def run_demo(workdir: Path, minutes: float = 8.0) -> Path:
         + table(["split", "accepted images"], [[k, splits.get(k, 0)] for k in ("train", "val", "test")])
         + "<h2>2. Training</h2>" + _curves(run_dir)
         + "<h2>3. Evaluation on the test split</h2>"
-        + table(["input", "PSNR ↑", "SSIM ↑", "ΔE00 ↓", "chroma"],
-                [[m, s[m]["psnr"], s[m]["ssim"], s[m]["delta_e00"], s[m]["chroma"]]
-                 for m in ("no hints", "8 hints", "white (baseline)")]
-                + [["truth (reference)", "", "", "", s["truth"]["chroma"]]])
+        + table(["model", "hints", "PSNR ↑", "SSIM ↑", "ΔE00 ↓", "chroma", "region acc ↑", "hint adherence ↑"],
+                [[("tintline (this run)" if name == key else name), c,
+                  *(models[name]["summary"][c][k] for k in ("psnr", "ssim", "delta_e00", "chroma", "region_acc")),
+                  models[name]["summary"][c]["hint_adherence"] if c != "0" else "–"]
+                 for name in models for c in ("0", "8")])
         + f"<p>Full report: <a href='{esc(eval_report.relative_to(workdir))}'>{esc(eval_report)}</a></p>"
-        + figure("eval/samples.png", "test images: line art | no-hint output | hints | 8-hint output | truth")
+        + figure("eval/samples.png", "test images: line art | hints | tintline without / with hints | white |"
+                 " region-fill without / with hints | truth")
         + "<h2>4. colorize</h2>"
         + figure("colorized.png", "tintline colorize on line art files (sprites of the renpy demo and test images)")
         + figure(str(hinted[0].relative_to(workdir)), f"with the hints file {hints_path.name}")

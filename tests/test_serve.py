@@ -1,0 +1,443 @@
+"""HTTP API tests against a real uvicorn server on 127.0.0.1 (ephemeral port), with the region-fill baseline as the
+model so results have known answers: a hint inside a closed outline fills exactly that region."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from tintline.serve import app as app_mod
+from tintline.serve.app import create_app, run_server
+from tintline.serve.background import running_server
+from tintline.serve.hintimage import HintImageError, hint_image_to_hints
+
+MAX_BYTES = 256 * 1024
+MAX_PIXELS = 2_000_000
+H, W = 120, 200  # non-square on purpose: swapped axes show up
+BOX = (20, 30, 100, 170)  # top, left, bottom, right of the outline (2 px thick)
+BLUE = (0x33, 0x66, 0xCC)
+
+
+def line_art(h: int = H, w: int = W, box: tuple[int, int, int, int] = BOX) -> np.ndarray:
+    """White paper with a closed black rectangle outline: (H, W) uint8."""
+    a = np.full((h, w), 255, np.uint8)
+    t, left, b, r = box
+    a[t : t + 2, left : r + 1] = 0
+    a[b - 1 : b + 1, left : r + 1] = 0
+    a[t : b + 1, left : left + 2] = 0
+    a[t : b + 1, r - 1 : r + 1] = 0
+    return a
+
+
+def png(arr: np.ndarray, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def inside(out: np.ndarray, box: tuple[int, int, int, int] = BOX) -> np.ndarray:
+    t, left, b, r = box
+    return out[t + 2 : b - 1, left + 2 : r - 1]
+
+
+def outside_mask(h: int = H, w: int = W, box: tuple[int, int, int, int] = BOX) -> np.ndarray:
+    t, left, b, r = box
+    m = np.ones((h, w), bool)
+    m[t : b + 1, left : r + 1] = False
+    return m
+
+
+def assert_json_error(r: httpx.Response, status: int, reason: str | None = None) -> None:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert isinstance(body["error"], str) and body["error"]
+    if reason:
+        assert body.get("reason") == reason, body
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    app = create_app(["region-fill", "white"], max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, queue_size=4,
+                     timeout_s=20)
+    with running_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    with httpx.Client(base_url=base_url, timeout=30) as c:
+        yield c
+
+
+def colorize(client: httpx.Client, image: bytes, **data) -> httpx.Response:
+    files = {"image": ("art.png", image, "image/png")}
+    if "hint_image" in data:
+        files["hint_image"] = ("hints.png", data.pop("hint_image"), "image/png")
+    return client.post("/api/colorize", files=files, data=data)
+
+
+# ------------------------------------------------------------------------------------------ known answers
+
+
+def test_point_hint_fills_the_closed_region_and_nothing_else(client):
+    hints = {"points": [{"x": 100, "y": 60, "color": "#3366cc", "radius": 4}]}
+    r = colorize(client, png(line_art()), hints=json.dumps(hints))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-tintline-model"] == "region-fill"
+    out = decode(r.content)
+    assert out.shape == (H, W, 3)  # input size, non-square
+    assert (inside(out) == BLUE).all()
+    assert (out[outside_mask()] == 255).all()
+
+
+def test_stroke_hint_and_no_hints(client):
+    hints = {"strokes": [{"points": [[60, 50], [140, 70]], "color": "#ff8800", "width": 3}]}
+    out = decode(colorize(client, png(line_art()), hints=json.dumps(hints)).content)
+    assert (inside(out) == (255, 136, 0)).all()
+    out = decode(colorize(client, png(line_art())).content)  # no hints: paper stays white, lines stay black
+    assert (out[line_art() == 255] == 255).all() and (out[line_art() == 0] == 0).all()
+
+
+def test_other_model_by_name(client):
+    hints = {"points": [{"x": 100, "y": 60, "color": "#3366cc", "radius": 4}]}
+    r = colorize(client, png(line_art()), hints=json.dumps(hints), model="white")
+    assert r.status_code == 200 and r.headers["x-tintline-model"] == "white"
+    assert (inside(decode(r.content)) == 255).all()
+
+
+def test_hint_image_marks_become_hints(client):
+    marks = np.zeros((H, W, 4), np.uint8)
+    marks[55:62, 90:110] = (0x33, 0x66, 0xCC, 255)
+    marks[5:8, 5:8] = (255, 0, 0, 60)  # faint (alpha < 128) outside: ignored
+    r = colorize(client, png(line_art()), hint_image=png(marks))
+    assert r.status_code == 200, r.text
+    out = decode(r.content)
+    assert (inside(out) == BLUE).all() and (out[outside_mask()] == 255).all()
+
+
+def test_hint_image_of_another_size_is_refused(client):
+    r = colorize(client, png(line_art()), hint_image=png(np.zeros((10, 10, 4), np.uint8)))
+    assert_json_error(r, 400, "bad-hints")
+
+
+def test_hint_image_runs_render_back_exactly():
+    from tintline.data.hints import render_hints
+
+    rng = np.random.default_rng(0)
+    a = np.zeros((37, 53, 4), np.uint8)
+    a[..., 3] = (rng.random((37, 53)) > 0.5) * 255
+    a[..., :3] = rng.integers(0, 3, (37, 53, 3)) * 100
+    colors, mask = render_hints(hint_image_to_hints(Image.fromarray(a), (53, 37)), 37, 53)
+    assert (mask == (a[..., 3] >= 128)).all()
+    assert (colors[mask] == a[..., :3][mask]).all()
+
+
+def test_hints_that_would_take_too_long_to_draw_are_refused(client):
+    """Valid JSON, but 10,000 dots of radius 1000 would hold the worker for many seconds: refused at once."""
+    hints = {"points": [{"x": 100, "y": 60, "color": "#3366cc", "radius": 1000}] * 10_000}
+    t0 = time.monotonic()
+    assert_json_error(colorize(client, png(line_art()), hints=json.dumps(hints)), 400, "bad-hints")
+    assert time.monotonic() - t0 < 3
+    with pytest.raises(HintImageError):
+        marks = np.zeros((H, W, 4), np.uint8)
+        marks[::2, ::2] = (255, 0, 0, 255)
+        hint_image_to_hints(Image.fromarray(marks), (W, H), max_runs=100)
+
+
+def test_jpeg_input_is_sniffed_not_named(client):
+    buf = io.BytesIO()
+    Image.fromarray(line_art()).save(buf, format="JPEG", quality=95)
+    r = client.post("/api/colorize", files={"image": ("drawing.txt", buf.getvalue(), "text/plain")})
+    assert r.status_code == 200 and decode(r.content).shape == (H, W, 3)
+
+
+# ------------------------------------------------------------------------------------------ the rest of the API
+
+
+def test_models_health_openapi_and_page(client):
+    m = client.get("/api/models").json()
+    assert m["default"] == "region-fill"
+    assert [x["name"] for x in m["models"]] == ["region-fill", "white"]
+    assert [x["default"] for x in m["models"]] == [True, False]
+    assert all(x["description"] for x in m["models"])
+    h = client.get("/healthz").json()
+    assert h["status"] == "ok" and h["queue"]["capacity"] == 4
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/api/colorize"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"image", "hints", "hint_image", "model"} <= set(body["properties"])
+    assert "image/png" in schema["paths"]["/api/colorize"]["post"]["responses"]["200"]["content"]
+    page = client.get("/")
+    assert page.status_code == 200 and "tintline" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing loaded from elsewhere
+    assert_json_error(client.get("/no/such/page"), 404)
+    assert client.get("/docs").status_code == 404  # FastAPI's docs page would load from a CDN
+
+
+def test_no_cors_by_default_and_cors_when_configured(client):
+    r = client.get("/api/models", headers={"Origin": "http://evil.test"})
+    assert "access-control-allow-origin" not in r.headers
+    app = create_app(["white"], cors_origins=["http://ok.test"])
+    with running_server(app) as url, httpx.Client(base_url=url) as c:
+        assert c.get("/api/models", headers={"Origin": "http://ok.test"}).headers[
+            "access-control-allow-origin"] == "http://ok.test"
+        assert "access-control-allow-origin" not in c.get("/api/models", headers={"Origin": "http://evil.test"}).headers
+
+
+def test_a_safetensors_checkpoint_is_served_under_its_name(tmp_path):
+    from tintline.checkpoint import CheckpointError, save_generator
+    from tintline.models import create_generator
+
+    args = {"base": 8, "depth": 5, "max_width": 32}
+    ckpt = tmp_path / "tiny.safetensors"
+    save_generator(create_generator("unet", **args), ckpt, {"generator": {"name": "unet", "args": args},
+                                                             "step": 7, "image_size": 64})
+    app = create_app([ckpt, "region-fill"])
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        models = c.get("/api/models").json()
+        assert models["default"] == "tiny"
+        assert "unet" in models["models"][0]["description"] and str(tmp_path) not in json.dumps(models)
+        r = colorize(c, png(line_art()), hints=json.dumps({"points": [{"x": 99, "y": 60, "color": "#ff0000"}]}))
+        assert r.status_code == 200 and r.headers["x-tintline-model"] == "tiny"
+        assert decode(r.content).shape == (H, W, 3)
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"\x80\x04K\x01.")  # a pickle, not safetensors: refused at start-up
+    with pytest.raises(CheckpointError):
+        create_app([pickle])
+
+
+def test_without_models_the_baselines_are_offered(monkeypatch):
+    monkeypatch.setattr(app_mod, "default_model", lambda: None)
+    entries, notes = app_mod.resolve_models([])
+    assert [e.name for e in entries] == ["region-fill", "white"]
+    assert any("no trained model" in n for n in notes)
+
+
+def test_run_server_takes_the_cli_options():
+    params = inspect.signature(run_server).parameters
+    for name in ("host", "port", "max_bytes", "max_pixels", "queue_size", "timeout_s", "cors_origins", "device"):
+        assert name in params
+    assert params["host"].default == "127.0.0.1"
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buf, format="PNG")  # a few KB declaring 144 M pixels
+    return buf.getvalue()
+
+
+BAD_IMAGES = {
+    "random bytes": (bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8)), 415, "not-an-image"),
+    "text named .png": (b"hello, I am not a picture\n" * 20, 415, "not-an-image"),
+    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', 415, "not-an-image"),
+    "bomb 12000x12000 1-bit": (_bomb(), 413, "too-many-pixels"),
+    "truncated png": (png(line_art())[:150], 400, "corrupt"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_IMAGES))
+def test_bad_images_get_a_4xx_json_error(client, name):
+    data, status, reason = BAD_IMAGES[name]
+    assert_json_error(colorize(client, data), status, reason)
+
+
+def test_oversize_upload_is_refused_with_413(client):
+    big = png(np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8))  # ~480 KB > 256 KB
+    assert len(big) > MAX_BYTES
+    assert_json_error(colorize(client, big), 413, "too-large-file")
+
+
+def test_oversize_chunked_upload_is_refused_while_reading(client):
+    """No Content-Length: the body streams in chunks and is refused once the image part passes its limit."""
+    boundary = "xyzzy"
+    sent = {"bytes": 0}
+
+    def body():
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+                "Content-Type: image/png\r\n\r\n").encode()
+        yield head
+        for _ in range(200):  # 200 x 64 KiB = 12.5 MiB, far past the limit
+            sent["bytes"] += 65536
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    try:
+        r = client.post("/api/colorize", content=body(),
+                        headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
+        return  # the server answered and closed while we were still sending: refused without reading it all
+    assert_json_error(r, 413, "too-large-file")
+
+
+def test_declared_oversize_body_is_refused_before_reading(client):
+    r = client.post("/api/colorize", content=b"x" * 10, headers={
+        "content-type": "multipart/form-data; boundary=b", "content-length": str(10)})
+    assert r.status_code == 400  # small and malformed: read, then refused
+    big = b"x" * (2 * MAX_BYTES + app_mod.HINTS_MAX_BYTES + 100_000)  # past the whole-body limit
+    r = client.post("/api/colorize", content=big, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_json_error(r, 413)
+
+
+@pytest.mark.parametrize("hints, reason", [
+    ("{not json", "bad-hints"),
+    ('{"points": [{"x": "left", "y": 1, "color": "#ff0000"}]}', "bad-hints"),
+    ('{"points": [{"x": 1, "y": 1, "color": "red"}]}', "bad-hints"),
+    ('{"strokes": [{"points": [], "color": "#ff0000"}]}', "bad-hints"),
+    ('{"dots": []}', "bad-hints"),
+    ("[1, 2, 3]", "bad-hints"),
+    ("[" * 100000, "bad-hints"),
+])
+def test_malformed_hints_get_400(client, hints, reason):
+    assert_json_error(colorize(client, png(line_art()), hints=hints), 400, reason)
+
+
+@pytest.mark.parametrize("model", ["nope", "/etc/passwd", "../region-fill", "region-fill/"])
+def test_only_models_named_at_startup_can_be_selected(client, model):
+    assert_json_error(colorize(client, png(line_art()), model=model), 400, "unknown-model")
+
+
+def test_bad_forms(client):
+    assert_json_error(client.post("/api/colorize", json={"image": "x"}), 415)
+    assert_json_error(client.post("/api/colorize", data={"model": "white"}), 415)  # urlencoded
+    assert_json_error(client.post("/api/colorize", files={"model": (None, "white")}), 400, "bad-form")  # no image
+    assert_json_error(client.post("/api/colorize", files={"picture": ("a.png", png(line_art()))}), 400, "bad-form")
+    assert_json_error(colorize(client, b""), 400, "bad-form")
+    truncated = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n' + png(line_art()))
+    r = client.post("/api/colorize", content=truncated, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_json_error(r, 400, "bad-form")
+    assert_json_error(client.get("/api/colorize"), 405)
+
+
+# ------------------------------------------------------------------------------------------ queue and time limit
+
+
+class BlockingModel:
+    """A colorizer that waits until released: makes the queue's state deterministic."""
+
+    name = "blocking"
+    meta = {"description": "test model that waits"}
+
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def colorize_image(self, img, hints=None):
+        self.started.set()
+        self.release.wait(timeout=30)
+        return np.full((img.size[1], img.size[0], 3), 200, np.uint8)
+
+
+def test_full_queue_answers_503_with_retry_after_and_recovers():
+    model = BlockingModel()
+    app = create_app({"blocking": model}, queue_size=1, timeout_s=30)
+    image = png(line_art())
+    results: list[int] = []
+
+    def post(c: httpx.Client) -> None:
+        results.append(c.post("/api/colorize", files={"image": ("a.png", image)}).status_code)
+
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=40) as c:
+        first = threading.Thread(target=post, args=(c,))
+        first.start()
+        assert model.started.wait(10)  # running
+        second = threading.Thread(target=post, args=(c,))
+        second.start()
+        for _ in range(500):  # until the second one waits in the queue
+            if c.get("/healthz").json()["queue"]["waiting"] == 1:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the second request never queued")
+        r = c.post("/api/colorize", files={"image": ("a.png", image)})
+        assert_json_error(r, 503, "busy")
+        assert int(r.headers["retry-after"]) >= 1
+        model.release.set()
+        first.join(20)
+        second.join(20)
+        assert results == [200, 200]
+        assert c.post("/api/colorize", files={"image": ("a.png", image)}).status_code == 200
+
+
+def test_time_limit_answers_504():
+    model = BlockingModel()
+    app = create_app({"blocking": model}, queue_size=2, timeout_s=0.5)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=20) as c:
+        t0 = time.monotonic()
+        r = c.post("/api/colorize", files={"image": ("a.png", png(line_art()))})
+        assert_json_error(r, 504, "timeout")
+        assert time.monotonic() - t0 < 5
+        model.release.set()
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=20,
+)
+coord = st.one_of(st.integers(-10**8, 10**8), st.floats(-1e8, 1e8, allow_nan=False), st.sampled_from([0, 50, 199]))
+color = st.one_of(st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True), st.text(max_size=8))
+point = st.fixed_dictionaries({"x": coord, "y": coord, "color": color},
+                              optional={"radius": st.one_of(coord, st.just(1000), st.just(0.5))})
+stroke = st.fixed_dictionaries({"points": st.lists(st.lists(coord, min_size=1, max_size=3), max_size=6),
+                                "color": color}, optional={"width": st.one_of(coord, st.just(1000))})
+hints_objects = st.one_of(
+    json_values,
+    st.fixed_dictionaries({}, optional={"points": st.lists(point, max_size=5),
+                                        "strokes": st.lists(stroke, max_size=5)}),
+)
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096), filename=st.text(max_size=30), model=st.sampled_from(["", "white", "x", "é"]))
+def test_fuzz_random_image_bytes_never_5xx(client, data, filename, model):
+    r = client.post("/api/colorize", files={"image": (filename or "f", data)}, data={"model": model} if model else {})
+    assert r.status_code < 500, r.text
+    if r.status_code != 200:
+        assert "error" in r.json()
+
+
+SMALL_ART = png(line_art())
+
+
+@FUZZ
+@given(hints=hints_objects)
+def test_fuzz_random_hints_never_5xx(client, hints):
+    r = colorize(client, SMALL_ART, hints=json.dumps(hints))
+    assert r.status_code < 500, r.text
+    if r.status_code == 200:
+        assert decode(r.content).shape == (H, W, 3)
+    else:
+        assert_json_error(r, 400, "bad-hints")
+
+
+@FUZZ
+@given(prefix=st.sampled_from([SMALL_ART[:8], b"GIF89a", b"\xff\xd8\xff", b"RIFF\0\0\0\0WEBP", b"BM", b"II*\0"]),
+       tail=st.binary(max_size=600))
+def test_fuzz_image_headers_never_5xx(client, prefix, tail):
+    r = colorize(client, prefix + tail)
+    assert r.status_code < 500, r.text
