@@ -109,3 +109,22 @@ def test_encode_input_channels(encoding):
         assert x[8, 30, 65] == 0
     with pytest.raises(ValueError, match="unknown hint encoding"):
         encode_input(line, colors, mask, "nope")
+
+
+def test_colorize_cli_with_a_hint_image_and_region_fill(tmp_path):
+    from PIL import Image
+
+    from tintline.cli import main
+
+    line = _box_lines()
+    Image.fromarray(line).save(tmp_path / "lines.png")
+    marks = np.zeros((60, 90, 4), np.uint8)
+    marks[28:32, 20:24] = (0, 160, 0, 255)  # a green mark inside the left box
+    Image.fromarray(marks).save(tmp_path / "marks.png")
+    assert main(["colorize", "region-fill", str(tmp_path / "lines.png"), "-o", str(tmp_path / "out"),
+                 "--hints", str(tmp_path / "marks.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "lines.png"))
+    assert tuple(out[40, 30]) == (0, 160, 0) and tuple(out[40, 70]) == (255, 255, 255)
+    Image.fromarray(marks[:30]).save(tmp_path / "small.png")  # wrong size: a one-line error, exit 2
+    assert main(["colorize", "region-fill", str(tmp_path / "lines.png"), "-o", str(tmp_path / "out"),
+                 "--hints", str(tmp_path / "small.png")]) == 2

@@ -24,6 +24,7 @@ TINY = [
     "train.sample_every=2",
     "train.ckpt_every=2",
     "train.val_images=2",
+    "train.inspect_every=2",
 ]
 
 
@@ -67,6 +68,14 @@ def test_tensorboard_has_scalars_and_images(run_dir):
     tags = acc.Tags()
     assert "loss/l1" in tags["scalars"] and "val/psnr_nohints" in tags["scalars"]
     assert "train/inputs_at_start" in tags["images"] and "val/samples_hints" in tags["images"]
+    # the inside of the network (inspect_every=2): histograms, dead units, gradient norms, update ratios
+    assert any(t.startswith("G/weight/") for t in tags["histograms"])
+    assert any(t.startswith("G/grad/") for t in tags["histograms"])
+    assert any(t.startswith("G/preact/") for t in tags["histograms"])
+    assert any(t.startswith("dead/") for t in tags["scalars"])
+    assert any(t.startswith("grad_norm/down.") for t in tags["scalars"])
+    assert any(t.startswith("update_ratio/") for t in tags["scalars"])
+    assert (run_dir / "best.safetensors").is_file()
 
 
 def test_colorize_loads_run_dir_any_size(run_dir, tmp_path):
@@ -158,6 +167,24 @@ def test_eval_predictions_and_compare(run_dir, built_dataset, tmp_path):
     cmp = json.loads((out / "metrics.json").read_text())["comparison"]
     assert set(cmp["0"]["delta_e00"]) == {"mean_diff", "ci95"}
     assert (out / "differ_most.png").is_file()
+
+
+def test_nan_stops_training_with_a_checkpoint_and_names_the_layer(built_dataset, tmp_path, capsys):
+    run = tmp_path / "nan"
+    assert _train(built_dataset, run, "--max-steps", "1") == 0
+    # poison one weight of the saved checkpoint, then resume: the next step must stop and say where
+    from safetensors.torch import save_file
+
+    ckpt = run / "checkpoints" / "step_00000001" / "generator.safetensors"
+    weights = load_file(str(ckpt))
+    key = "down.2.1.weight"
+    weights[key][0, 0, 0, 0] = float("nan")
+    save_file(weights, str(ckpt), metadata=read_meta(ckpt) and {"tintline": json.dumps(read_meta(ckpt))})
+    assert _train(built_dataset, run, "--max-steps", "3", "--resume", "--set", "train.ema_decay=0") == 2
+    err = capsys.readouterr().err
+    last = [x for x in err.replace("\r", "\n").splitlines() if "error:" in x]
+    assert len(last) == 1 and last[0].startswith("error: generator output became nan"), last
+    assert "'down.2.1'" in last[0] and "checkpoint saved" in last[0], last
 
 
 def test_load_generator_refuses_non_tintline_files(tmp_path):

@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="a checkpoint (.safetensors), a run directory, or a baseline: white, region-fill")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
     s.add_argument("-o", "--out", required=True, help="output directory")
-    s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels)")
+    s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels), or a hint image: a"
+                                   " transparent PNG of the input's size with colored marks")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     s.set_defaults(func=cmd_colorize)
 

@@ -34,10 +34,14 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """How `tintline data build` turns imported images into training pairs."""
+    """How `tintline data build` turns imported images into training pairs.
+
+    Every filter is a function of measurements stored per image, so changing a threshold here and rebuilding
+    re-decides every image without decoding anything again.
+    """
 
     size: int = Field(256, ge=32, le=2048, description="Side of the square training images (pixels).")
-    min_side: int = Field(64, ge=8, description="Reject images whose shorter side is below this.")
+    min_side: int = Field(64, ge=8, description="Filter too-small: reject images whose shorter side is below this.")
     max_pixels: int = Field(
         50_000_000, ge=1, description="Reject larger images before decoding (decompression-bomb guard)."
     )
@@ -45,24 +49,86 @@ class DataConfig(_Strict):
     min_colorfulness: float = Field(
         0.04,
         ge=0,
-        description="Reject images whose share of clearly colored pixels (chroma > color_chroma) is below this.",
+        description="Filter no-color: reject images whose share of clearly colored content pixels "
+        "(chroma > color_chroma) is below this (grayscale, monochrome, nearly gray).",
     )
     color_chroma: float = Field(
         0.12, ge=0, le=1, description="A pixel counts as colored when max(R,G,B)-min(R,G,B) exceeds this."
     )
+    min_content: float = Field(
+        0.005, ge=0, le=1, description="Filter blank: reject images whose non-paper share of the canvas is below this."
+    )
+    max_aspect: float = Field(
+        4.0, ge=1, description="Filter aspect: reject subjects (margins trimmed) whose long side / short side exceeds "
+        "this (banners, rules, borders).",
+    )
+    min_subject_frac: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Filter subject-too-small: reject when the subject's bounding box (after trimming transparent "
+        "and white margins) covers less than this share of the canvas.",
+    )
+    min_subject_side: int = Field(
+        40, ge=0, description="Filter subject-too-small: reject when the subject's longer side is below this (pixels)."
+    )
+    placeholder_bits: int = Field(
+        10, ge=0, le=128, description="Filter placeholder: reject images whose dHash is within this many bits of a "
+        "known placeholder (a placeholder badge found anywhere in the drawing is rejected too).",
+    )
+    max_text_frac: float = Field(
+        0.5, ge=0, le=1, description="Filter text: reject when more than this share of the dark ink is text-like "
+        "(rows of character-sized shapes).",
+    )
+    max_ink: float = Field(
+        0.3, ge=0, le=1, description="Filter entangled: reject when more than this share of the subject is ink in a "
+        "reference line-art extraction (too dense to learn from).",
+    )
+    max_fragments: float = Field(
+        60.0, ge=0, description="Filter entangled: reject when the reference line art breaks into more than this many "
+        "pieces per 10,000 pixels of subject (hatching, noise, tiny detail).",
+    )
+    disabled_filters: list[str] = Field(
+        default_factory=list, description="Names of per-image filters to skip (e.g. [text, entangled])."
+    )
     near_dup_bits: int = Field(
         10, ge=0, le=64, description="Images whose 128-bit dHashes differ in at most this many bits are duplicates."
     )
-    split: tuple[float, float, float] = Field(
-        (0.7, 0.2, 0.1), description="Train / validation / test fractions; near-duplicate groups never straddle."
+    balance: int = Field(
+        0, ge=0, description="Keep at most this many accepted images per tag (the rest: reason balance-cap, chosen "
+        "deterministically by content hash); 0 disables.",
     )
-    seed: int = Field(0, description="Seed for split assignment and per-sample line-art parameters.")
+    split: tuple[float, float, float] = Field(
+        (0.7, 0.2, 0.1),
+        description="Train / validation / test fractions, met within each top-level tag (first tag); near-duplicate "
+        "groups never straddle, and an assigned split never changes.",
+    )
+    line_styles: dict[str, float] = Field(
+        default_factory=lambda: {"xdog": 0.4, "adaptive": 0.2, "edges": 0.2, "alpha": 0.2},
+        description="Share of training pairs per line-art extractor (xdog, adaptive, edges, alpha); alpha applies "
+        "only to sources with transparency, its share goes to the others elsewhere. Merged into the defaults: set a "
+        "style to 0 to turn it off.",
+    )
+    seed: int = Field(0, description="Seed for split assignment and per-sample line-art styles and parameters.")
     workers: int = Field(0, ge=0, description="Processes for decoding and line art; 0 means one per CPU core.")
 
     @model_validator(mode="after")
     def _check_split(self) -> DataConfig:
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
+        # the registries live in data/lineart.py and data/clean.py (no cv2 here); tests check these names match them
+        styles = ("xdog", "adaptive", "edges", "alpha")
+        filters = ("too-small", "blank", "aspect", "subject-too-small", "placeholder", "no-color", "text", "entangled")
+        unknown = sorted(set(self.line_styles) - set(styles))
+        if unknown:
+            raise ValueError(f"unknown line styles {unknown}; known: {', '.join(styles)}")
+        if any(v < 0 for v in self.line_styles.values()) or not any(
+            v > 0 for k, v in self.line_styles.items() if k != "alpha"
+        ):
+            raise ValueError("line_styles shares must be >= 0 with at least one style besides alpha above 0")
+        unknown = sorted(set(self.disabled_filters) - set(filters))
+        if unknown:
+            raise ValueError(f"unknown filters {unknown}; known: {', '.join(filters)}")
         return self
 
 
@@ -91,15 +157,65 @@ class ModelConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    gan_mode: Literal["lsgan", "vanilla"] = Field("lsgan", description="Adversarial loss.")
-    gan_weight: float = Field(1.0, ge=0, description="Weight of the adversarial term; 0 trains with L1 alone.")
-    l1_weight: float = Field(100.0, ge=0, description="Weight of the L1 reconstruction term.")
+    """The training objective: an adversarial term (optional) plus weighted reconstruction terms.
+
+    Total generator loss = ``gan_weight`` * adversarial(``gan_mode``) + sum of ``weight * term`` over ``recon``;
+    discriminator loss = adversarial + ``dragan_weight`` * DRAGAN penalty. Names are entries of the registries in
+    :mod:`tintline.losses`. Older configs wrote ``l1_weight: X``; it is still read, as ``recon: {l1: X}``.
+    """
+
+    gan_mode: Literal["lsgan", "vanilla", "hinge"] = Field(
+        "lsgan",
+        description="Adversarial loss: lsgan (least squares), vanilla (cross-entropy, non-saturating G) or hinge.",
+    )
+    gan_weight: float = Field(
+        1.0, ge=0, description="Weight of the adversarial term in G's loss; 0 trains without a discriminator."
+    )
+    dragan_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the DRAGAN gradient penalty added to D's loss (its paper uses 10); 0 disables. "
+        "Needs gan_weight > 0.",
+    )
+    recon: dict[Literal["l1", "mse", "lab"], float] = Field(
+        default_factory=lambda: {"l1": 100.0},
+        description="Reconstruction terms, name -> weight: l1 and mse on RGB in [-1, 1], lab = L1 in CIELAB units "
+        "(about 60x an RGB L1, so lab: 1.5 weighs about like l1: 100). Merged into the default {l1: 100}: "
+        "set l1: 0 to drop it. The old key l1_weight: X is read as recon.l1 = X.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_l1_weight(cls, data: Any) -> Any:
+        """``l1_weight: X`` (configs before the loss registries) -> ``recon.l1 = X``."""
+        if not isinstance(data, dict) or "l1_weight" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("l1_weight")
+        recon = data.get("recon")
+        recon = dict(recon) if isinstance(recon, dict) else {}
+        # recon.l1 equal to its default may only come from the defaults the config was merged onto
+        if recon.get("l1", 100.0) not in (100.0, legacy):
+            raise ValueError(f"l1_weight ({legacy}) and recon.l1 ({recon['l1']}) disagree; write only recon.l1")
+        recon["l1"] = legacy
+        data["recon"] = recon
+        return data
 
     @model_validator(mode="after")
     def _check_some_loss(self) -> LossConfig:
-        if self.gan_weight == 0 and self.l1_weight == 0:
-            raise ValueError("gan_weight and l1_weight are both 0: nothing to train")
+        negative = [k for k, w in self.recon.items() if w < 0]
+        if negative:
+            raise ValueError(f"recon weights must be >= 0: {', '.join(negative)}")
+        if self.gan_weight == 0 and not any(self.recon.values()):
+            raise ValueError("gan_weight and every recon weight are 0: nothing to train")
+        if self.dragan_weight > 0 and self.gan_weight == 0:
+            raise ValueError("dragan_weight > 0 needs a discriminator (gan_weight > 0)")
         return self
+
+    @property
+    def l1_weight(self) -> float:
+        """Weight of the L1 term (read-only; kept for code written before ``recon``)."""
+        return self.recon.get("l1", 0.0)
 
 
 class OptimConfig(_Strict):
@@ -132,6 +248,12 @@ class LoopConfig(_Strict):
     sample_every: int = Field(250, ge=1, description="Steps between sample grids and validation metrics.")
     ckpt_every: int = Field(500, ge=1, description="Steps between checkpoints (one is always written at the end).")
     val_images: int = Field(8, ge=1, description="Fixed validation images for metrics and sample grids.")
+    inspect_every: int = Field(
+        100, ge=0, description="Steps between histograms, dead-unit counts, gradient norms and update ratios; 0: never."
+    )
+    ema_decay: float = Field(
+        0.999, ge=0, lt=1, description="Decay of the generator's EMA copy used for validation and export; 0: no EMA."
+    )
     seed: int = Field(0)
     device: Literal["auto", "cpu", "cuda"] = Field("auto")
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default.")

@@ -20,7 +20,7 @@ from PIL import Image
 from .baselines import BASELINES, Baseline
 from .checkpoint import load_generator
 from .data.dataset import encode_input, to_uint8
-from .data.hints import load_hints, render_hints
+from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.lineart import normalize_input
 
@@ -81,8 +81,14 @@ def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseli
 
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu") -> list[Path]:
-    """Colorize each input into ``out_dir/<stem>.png``. One hints file applies to every input."""
-    hints = load_hints(hints_path) if hints_path else None
+    """Colorize each input into ``out_dir/<stem>.png``. One hints file (JSON, or a hint image of the inputs' size)
+    applies to every input."""
+    hints, hint_img = None, None
+    if hints_path:
+        if Path(hints_path).suffix.lower() == ".json":
+            hints = load_hints(hints_path)
+        else:  # a hint image: transparent PNG of the input's size with colored marks
+            hint_img = read_image_file(hints_path, Limits())
     for name in inputs:
         if not Path(name).is_file():
             raise FileNotFoundError(f"input not found: {name}")
@@ -94,8 +100,12 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
             img = read_image_file(name, Limits())
         except BadImage as e:
             raise BadImage(e.reason, f"{name}: {e.detail}") from e
+        if hint_img is not None:
+            hints = hint_image_to_hints(hint_img, img.size)
         rgb = colorizer.colorize_image(img, hints)
         out = out_dir / f"{Path(name).stem}.png"
+        if out in written:  # two inputs with the same name from different folders
+            out = out_dir / f"{Path(name).stem}_{len(written)}.png"
         Image.fromarray(rgb).save(out)
         written.append(out)
     return written

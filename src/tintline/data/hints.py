@@ -6,6 +6,8 @@ Hints file (coordinates in input-image pixels)::
      "strokes": [{"points": [[x, y], ...], "color": "#rrggbb", "width": 4}]}
 
 Rendered hints are two arrays the network takes as input: colors (H, W, 3) uint8 and a mask (H, W) bool.
+A hint image (a transparent PNG of the input's size with colored marks; pixels with alpha >= 128 are hints) converts
+to the same structure with :func:`hint_image_to_hints`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..config import HintConfig
 from ..errors import UserError
@@ -156,3 +159,41 @@ def hints_to_json(hints: dict) -> dict:
         "strokes": [{**s, "points": [list(xy) for xy in s["points"]], "color": hexc(s["color"])}
                     for s in hints["strokes"]],
     }
+
+
+ALPHA_THRESHOLD = 128
+MAX_RUNS = 100_000  # a hint image with more color runs than this is noise, not hints
+
+
+def hint_image_to_hints(img: Image.Image, size: tuple[int, int], max_runs: int = MAX_RUNS) -> dict:
+    """RGBA hint image of ``size`` (W, H) -> validated hints {"points": [], "strokes": [...]}."""
+    if img.size != size:
+        raise HintError(f"hint_image is {img.size[0]}x{img.size[1]}, the image is {size[0]}x{size[1]}: "
+                             "they must have the same size")
+    arr = np.asarray(img.convert("RGBA"))  # (H, W, 4)
+    mask = arr[..., 3] >= ALPHA_THRESHOLD
+    if not mask.any():
+        return {"points": [], "strokes": []}
+    rgb = arr[..., :3].astype(np.int32)
+    key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    key = np.where(mask, key, -1)  # (H, W): -1 = no hint
+    # a run starts where the key changes along the row (or at the row start); pad each row with a -1 sentinel
+    h, w = key.shape
+    padded = np.full((h, w + 2), -1, np.int64)
+    padded[:, 1:-1] = key
+    change = padded[:, 1:] != padded[:, :-1]  # (H, W+1): True at x where key[x] differs from key[x-1]
+    ys, xs = np.nonzero(change)
+    # consecutive change points on a row delimit segments [xs[i], xs[i+1]); keep those whose key is not -1
+    same_row = ys[:-1] == ys[1:]
+    seg_y, seg_x0, seg_x1 = ys[:-1][same_row], xs[:-1][same_row], xs[1:][same_row]
+    seg_key = key[seg_y, seg_x0]
+    keep = seg_key >= 0
+    if int(keep.sum()) > max_runs:
+        raise HintError(f"hint_image has more than {max_runs} color runs; use fewer, flat-colored marks")
+    starts_y, starts_x, ends_x, keys = seg_y[keep], seg_x0[keep], seg_x1[keep] - 1, seg_key[keep]
+    strokes = [
+        {"points": [(float(x0), float(y)), (float(x1), float(y))],
+         "color": (int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255), "width": 1.0}
+        for y, x0, x1, k in zip(starts_y.tolist(), starts_x.tolist(), ends_x.tolist(), keys.tolist(), strict=True)
+    ]
+    return {"points": [], "strokes": strokes}

@@ -10,18 +10,14 @@ exactly (at scale 1) without a circle per pixel.
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+import math
 
-ALPHA_THRESHOLD = 128
-MAX_RUNS = 100_000  # a hint image with more color runs than this is noise, not hints
-
+from ..data.hints import HintError, hint_image_to_hints  # noqa: F401  (re-exported for the app)
 
 MAX_COST = 32  # hints may paint at most this many times the image's area (dots and strokes overlap freely)
 
 
-class HintImageError(ValueError):
-    pass
+HintImageError = HintError  # one error type for every malformed hint, wherever it comes from
 
 
 def check_hint_cost(hints: dict, width: int, height: int, max_cost: float = MAX_COST) -> None:
@@ -31,53 +27,19 @@ def check_hint_cost(hints: dict, width: int, height: int, max_cost: float = MAX_
     budget = max(max_cost * area, 1e7)
     total = 0.0
     for p in hints["points"]:
-        total += min(area, np.pi * p["radius"] ** 2 + 1)
+        total += min(area, math.pi * p["radius"] ** 2 + 1)
     for s in hints["strokes"]:
         w = s["width"]
-        cap = np.pi * w * w / 4 + 1  # cv2 draws round joints
+        cap = math.pi * w * w / 4 + 1  # cv2 draws round joints
         pts = s["points"]
         total += min(area, cap)
         for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
-            total += min(area, float(np.hypot(x1 - x0, y1 - y0)) * w + cap)
+            total += min(area, float(math.hypot(x1 - x0, y1 - y0)) * w + cap)
         if total > budget:
             break
     if total > budget:
         raise HintImageError(f"hints: too much to draw (the dots and strokes would paint over {total / area:.0f}x "
                              f"the image area; the limit is {max_cost:g}x): use fewer or smaller hints")
-
-
-def hint_image_to_hints(img: Image.Image, size: tuple[int, int], max_runs: int = MAX_RUNS) -> dict:
-    """RGBA hint image of ``size`` (W, H) -> validated hints {"points": [], "strokes": [...]}."""
-    if img.size != size:
-        raise HintImageError(f"hint_image is {img.size[0]}x{img.size[1]}, the image is {size[0]}x{size[1]}: "
-                             "they must have the same size")
-    arr = np.asarray(img.convert("RGBA"))  # (H, W, 4)
-    mask = arr[..., 3] >= ALPHA_THRESHOLD
-    if not mask.any():
-        return {"points": [], "strokes": []}
-    rgb = arr[..., :3].astype(np.int32)
-    key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    key = np.where(mask, key, -1)  # (H, W): -1 = no hint
-    # a run starts where the key changes along the row (or at the row start); pad each row with a -1 sentinel
-    h, w = key.shape
-    padded = np.full((h, w + 2), -1, np.int64)
-    padded[:, 1:-1] = key
-    change = padded[:, 1:] != padded[:, :-1]  # (H, W+1): True at x where key[x] differs from key[x-1]
-    ys, xs = np.nonzero(change)
-    # consecutive change points on a row delimit segments [xs[i], xs[i+1]); keep those whose key is not -1
-    same_row = ys[:-1] == ys[1:]
-    seg_y, seg_x0, seg_x1 = ys[:-1][same_row], xs[:-1][same_row], xs[1:][same_row]
-    seg_key = key[seg_y, seg_x0]
-    keep = seg_key >= 0
-    if int(keep.sum()) > max_runs:
-        raise HintImageError(f"hint_image has more than {max_runs} color runs; use fewer, flat-colored marks")
-    starts_y, starts_x, ends_x, keys = seg_y[keep], seg_x0[keep], seg_x1[keep] - 1, seg_key[keep]
-    strokes = [
-        {"points": [(float(x0), float(y)), (float(x1), float(y))],
-         "color": (int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255), "width": 1.0}
-        for y, x0, x1, k in zip(starts_y.tolist(), starts_x.tolist(), ends_x.tolist(), keys.tolist(), strict=True)
-    ]
-    return {"points": [], "strokes": strokes}
 
 
 def merge_hints(a: dict | None, b: dict | None) -> dict | None:

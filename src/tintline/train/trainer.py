@@ -5,6 +5,7 @@ It owns no loss (see :mod:`tintline.objective`) and no architecture (see :mod:`t
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -34,6 +35,16 @@ from ..data.store import open_for_training
 from ..errors import UserError
 from ..models import create_discriminator, create_generator
 from ..monitor.images import sample_grid
+from ..monitor.inspect import (
+    ActivationProbe,
+    first_nonfinite_grad,
+    first_nonfinite_module,
+    grad_norms,
+    layer_group,
+    log_internals,
+    snapshot,
+    update_ratios,
+)
 from ..objective import Pix2PixObjective
 
 
@@ -116,6 +127,10 @@ class Trainer:
         self.opt_d = (torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
                       if self.D is not None else None)
         self.objective = Pix2PixObjective(self.G, self.D, cfg.loss)
+        # EMA copy of G: smoother weights for validation and export (the method's "ensembles of checkpoints")
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if t.ema_decay > 0 else None
+        self.probe = ActivationProbe(self.G)
+        self.best = math.inf  # best validation score so far (mean L1 with and without hints)
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.images_seen = 0
@@ -144,9 +159,11 @@ class Trainer:
         files: dict[str, tuple[dict[str, torch.Tensor], dict[str, str]]] = {
             "generator": (self.G.state_dict(), {"tintline": json.dumps({"format": 1, **meta})}),
         }
+        if self.G_ema is not None:
+            files["generator_ema"] = (self.G_ema.state_dict(), {"tintline": json.dumps({"format": 1, **meta})})
         opt_tensors, opt_g_rest = flatten_optimizer(self.opt_g, "g")
         state: dict[str, Any] = {"step": self.step, "elapsed": self.elapsed, "images_seen": self.images_seen,
-                                 "opt_g": opt_g_rest, **meta}
+                                 "best": self.best if math.isfinite(self.best) else None, "opt_g": opt_g_rest, **meta}
         if self.D is not None and self.opt_d is not None:
             files["discriminator"] = (self.D.state_dict(), {})
             d_tensors, state["opt_d"] = flatten_optimizer(self.opt_d, "d")
@@ -154,12 +171,20 @@ class Trainer:
         opt_tensors.update({f"rng.{k}": v for k, v in _rng_state().items()})
         files["optimizer"] = (opt_tensors, {})
         path = write_checkpoint(self.run_dir, self.step, files, state)
-        save_generator(self.G, self.run_dir / "model.safetensors", meta)
+        save_generator(self.eval_net, self.run_dir / "model.safetensors", {**meta, "ema": self.G_ema is not None})
         return path
+
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        return self.G_ema if self.G_ema is not None else self.G
 
     def _load(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "state.json").read_text())
         self.G.load_state_dict(load_file(str(ckpt / "generator.safetensors")))
+        if self.G_ema is not None:
+            ema_file = ckpt / "generator_ema.safetensors"
+            self.G_ema.load_state_dict(load_file(str(ema_file if ema_file.is_file() else
+                                                     ckpt / "generator.safetensors")))
         opt = load_file(str(ckpt / "optimizer.safetensors"))
         unflatten_optimizer(self.opt_g, opt, state["opt_g"], "g")
         if self.D is not None and self.opt_d is not None:
@@ -173,51 +198,97 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.images_seen = int(state.get("images_seen", 0))
+        self.best = float(state["best"]) if state.get("best") is not None else math.inf
 
     # ------------------------------------------------------------------ validation and images
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        self.G.eval()
+        net = self.eval_net
+        net.eval()
         out: dict[str, float] = {}
         grids = []
         for name, ds in (("hints", self.val_hinted), ("nohints", self.val_plain)):
             batch = [ds[i] for i in range(len(ds))]
             x = torch.stack([b["input"] for b in batch]).to(self.device)
             y = torch.stack([b["target"] for b in batch]).to(self.device)
-            pred = self.G(x)
+            pred = net(x)
             out[f"val/l1_{name}"] = (pred - y).abs().mean().item()
             out[f"val/psnr_{name}"] = psnr(pred, y).mean().item()
             grids.append(sample_grid(x, pred, y))
         self.G.train()
         for name, grid in zip(("val/samples_hints", "val/samples_nohints"), grids, strict=True):
             self.writer.add_image(name, grid, self.step, dataformats="HWC")
+        score = 0.5 * (out["val/l1_hints"] + out["val/l1_nohints"])
+        if score < self.best:  # keep the best generator by validation L1 (early stopping by selection)
+            self.best = score
+            save_generator(net, self.run_dir / "best.safetensors", {**self._meta(), "val": out})
         return out
 
     # ------------------------------------------------------------------ the loop
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _fail(self, what: str, batch: dict[str, torch.Tensor], layer: str | None) -> None:
+        """Stop on a NaN/Inf: save the weights as they are (to inspect them) and name the first bad layer."""
+        path = self.save()
+        where = f"; first non-finite value in layer {layer!r}" if layer else ""
+        raise TrainingError(f"{what} at step {self.step + 1}{where}; checkpoint saved to {path}")
+
+    def train_step(self, batch: dict[str, torch.Tensor], inspect: bool = False) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        fake = self.objective.generate(batch)  # (B, 3, H, W)
+        if inspect:
+            with self.probe:
+                fake = self.objective.generate(batch)  # (B, 3, H, W)
+        else:
+            fake = self.objective.generate(batch)
         logs: dict[str, float] = {}
+        if not torch.isfinite(fake).all():
+            self._fail("generator output became nan/inf", batch, first_nonfinite_module(self.G, batch["input"]))
         if self.D is not None and self.opt_d is not None:
             loss_d, ld = self.objective.d_step(batch, fake)
+            if not math.isfinite(loss_d.item()):
+                self._fail(f"discriminator loss became {loss_d.item()}", batch,
+                           first_nonfinite_module(self.D, torch.cat([batch["input"][:, :1], fake.detach()], 1)))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
             logs.update(ld)
         loss_g, lg = self.objective.g_step(batch, fake)
         if not math.isfinite(loss_g.item()):
-            raise TrainingError(f"generator loss became {loss_g.item()} at step {self.step}")
+            self._fail(f"generator loss became {loss_g.item()}", batch, first_nonfinite_module(self.G, batch["input"]))
         self.opt_g.zero_grad(set_to_none=True)
         if self.D is not None:
             self.D.requires_grad_(False)  # G's step needs gradients through D, not of D
         loss_g.backward()
         if self.D is not None:
             self.D.requires_grad_(True)
+        bad = first_nonfinite_grad(self.G)
+        if bad is not None:
+            self._fail("a generator gradient became NaN/Inf", batch, bad)
         if self.cfg.optim.grad_clip > 0:
             logs["grad/norm_g"] = float(torch.nn.utils.clip_grad_norm_(self.G.parameters(), self.cfg.optim.grad_clip))
+        before = None
+        if inspect:
+            for group, norm in grad_norms(self.G).items():
+                logs[f"grad_norm/{group}"] = norm
+            log_internals(self.writer, self.G, self.probe, self.step + 1)
+            before = snapshot(self.G)
         self.opt_g.step()
+        if before is not None:
+            ratios: dict[str, list[float]] = {}
+            for name, r in update_ratios(self.G, before).items():
+                ratios.setdefault(layer_group(name), []).append(r)
+            logs.update({f"update_ratio/{g}": max(v) for g, v in ratios.items()})
+            logs.update({f"dead/{n}": v for n, v in self.probe.dead.items()})
+        if self.G_ema is not None:
+            # warm-up: early on the average forgets fast, later it is a ~1/(1-decay)-step window
+            d = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
+            with torch.no_grad():
+                for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                    pe.lerp_(p, 1 - d)
+                for be, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                    be.copy_(b)
+        for i, group in enumerate(self.opt_g.param_groups):
+            logs[f"lr/g{i}"] = group["lr"]
         logs.update(lg)
         return logs
 
@@ -245,8 +316,14 @@ class Trainer:
                 if now >= budget or (t.max_steps and self.step >= t.max_steps):
                     break
                 batch = next(batches)
-                logs = self.train_step(batch)
+                inspect = bool(t.inspect_every) and (self.step + 1) % t.inspect_every == 0
+                logs = self.train_step(batch, inspect=inspect)
                 self.step += 1
+                if inspect:
+                    for k, v in logs.items():
+                        if k.startswith(("grad_norm/", "update_ratio/", "dead/")):
+                            self.writer.add_scalar(k, v, self.step)
+                    logs = {k: v for k, v in logs.items() if not k.startswith(("grad_norm/", "update_ratio/", "dead/"))}
                 n = batch["input"].shape[0]
                 self.images_seen += n
                 window_images += n
@@ -279,17 +356,22 @@ class Trainer:
             self.elapsed_until_now(start)
             if self.step > last_saved:
                 self.save()
-            bar.close()
             raise
         finally:
             metrics_file.close()
-        bar.close()
+            bar.close()
         self.elapsed_until_now(start)
         final = self.validate()
         record = {"step": self.step, "elapsed": round(self.elapsed, 2), "final": True,
                   **{k: round(v, 5) for k, v in final.items()}}
         (self.run_dir / "metrics.jsonl").open("a").write(json.dumps(record) + "\n")
         path = self.save()
+        hparams = {"generator": self.cfg.model.generator.name, "hint_encoding": self.cfg.model.hint_encoding,
+                   "gan_mode": self.cfg.loss.gan_mode, "gan_weight": self.cfg.loss.gan_weight,
+                   "lr_g": self.cfg.optim.lr_g, "lr_d": self.cfg.optim.lr_d, "batch_size": t.batch_size,
+                   "crop": t.crop, **{f"g.{k}": str(v) for k, v in self.g_args.items()}}
+        self.writer.add_hparams(hparams, {f"hparam/{k}": v for k, v in final.items()}, run_name="hparams")
+        self.probe.remove()
         self.writer.flush()
         self.writer.close()
         self.store.close()
