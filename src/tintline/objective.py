@@ -1,7 +1,15 @@
 """The objective: conditional GAN + reconstruction losses (pix2pix), kept apart from networks and the loop.
 
-``d_step(batch)`` and ``g_step(batch)`` return a scalar loss to backpropagate and a dict of detached numbers to log;
-the trainer owns optimizers and devices, so debug and tuning tools can reuse this as is.
+``d_step(batch, fake)`` and ``g_step(batch, fake)`` return a scalar loss to backpropagate and a dict of detached
+numbers to log; the trainer owns optimizers and devices, so debug and tuning tools can reuse this as is. The loss
+terms are chosen by name (:class:`tintline.config.LossConfig`) from the registries in :mod:`tintline.losses`.
+
+Logged numbers (each term unweighted, so runs with different weights compare):
+
+* ``d_step``: ``loss/d`` (adversarial D loss), ``loss/gp`` (DRAGAN penalty, when enabled), ``loss/d_total``
+  (what is backpropagated), ``d/real`` and ``d/fake`` (mean logits);
+* ``g_step``: ``loss/<name>`` per reconstruction term (``loss/l1`` always, for progress and comparison),
+  ``loss/g_gan`` (adversarial G loss, with a discriminator) and ``loss/g`` (the weighted total).
 """
 
 from __future__ import annotations
@@ -11,22 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LossConfig
-
-
-def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
-    """logits (B, 1, h, w) of PatchGAN. lsgan: least squares towards 1/0; vanilla: binary cross-entropy."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    if mode == "lsgan":
-        return F.mse_loss(logits, target)
-    if mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(logits, target)
-    raise ValueError(f"unknown gan mode {mode!r}")
+from .losses import ADVERSARIAL, RECONSTRUCTION, dragan_penalty
 
 
 class Pix2PixObjective:
-    """G maps input (B, 5, H, W) -> RGB (B, 3, H, W); D judges (line (B, 1, H, W) ++ RGB) patches.
+    """G maps input (B, C, H, W) -> RGB (B, 3, H, W); D judges (line (B, 1, H, W) ++ RGB) patches.
 
-    With ``gan_weight == 0`` the discriminator is never used: the simplest baseline, L1 regression alone.
+    With ``gan_weight == 0`` the discriminator is never used: the simplest baseline, reconstruction alone.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module | None, cfg: LossConfig):
@@ -35,6 +34,9 @@ class Pix2PixObjective:
         self.cfg = cfg
         if self.uses_gan and discriminator is None:
             raise ValueError("gan_weight > 0 needs a discriminator")
+        self.adversarial = ADVERSARIAL.create(cfg.gan_mode)
+        # only the terms with a weight are computed for the loss; loss/l1 is logged in any case
+        self.recon = {name: (w, RECONSTRUCTION.create(name)) for name, w in cfg.recon.items() if w > 0}
 
     @property
     def uses_gan(self) -> bool:
@@ -44,29 +46,43 @@ class Pix2PixObjective:
     def _line(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["input"][:, :1]  # (B, 1, H, W) line art channel
 
+    def _judge(self, line: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        assert self.D is not None
+        return self.D(torch.cat([line, rgb], 1))  # (B, 1, h, w) logits
+
     def generate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.G(batch["input"])
 
     def d_step(self, batch: dict[str, torch.Tensor], fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Discriminator loss on real pairs vs. ``fake`` (detached here: D's step must not reach G)."""
-        assert self.D is not None
+        if self.D is None:
+            raise ValueError("d_step needs a discriminator (gan_weight > 0)")
         line = self._line(batch)
-        d_real = self.D(torch.cat([line, batch["target"]], 1))
-        d_fake = self.D(torch.cat([line, fake.detach()], 1))
-        loss = 0.5 * (gan_loss(d_real, True, self.cfg.gan_mode) + gan_loss(d_fake, False, self.cfg.gan_mode))
-        return loss, {
-            "loss/d": loss.item(),
-            "d/real": d_real.mean().item(),
-            "d/fake": d_fake.mean().item(),
-        }
+        d_real = self._judge(line, batch["target"])
+        d_fake = self._judge(line, fake.detach())
+        adv = self.adversarial.d_loss(d_real, d_fake)
+        loss = adv
+        logs = {"loss/d": adv.item(), "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
+        if self.cfg.dragan_weight > 0:
+            # perturb the color image only; the line art is the condition, not what D is asked to judge
+            gp = dragan_penalty(lambda rgb: self._judge(line, rgb), batch["target"])
+            loss = loss + self.cfg.dragan_weight * gp
+            logs["loss/gp"] = gp.item()
+        logs["loss/d_total"] = loss.item()
+        return loss, logs
 
     def g_step(self, batch: dict[str, torch.Tensor], fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        l1 = F.l1_loss(fake, batch["target"])
-        loss = self.cfg.l1_weight * l1
-        logs = {"loss/l1": l1.item()}
+        target = batch["target"]
+        loss = fake.new_zeros(())
+        logs: dict[str, float] = {}
+        for name, (weight, term) in self.recon.items():
+            value = term(fake, target)
+            loss = loss + weight * value
+            logs[f"loss/{name}"] = value.item()
+        if "loss/l1" not in logs:
+            logs["loss/l1"] = F.l1_loss(fake.detach(), target).item()
         if self.uses_gan:
-            assert self.D is not None
-            adv = gan_loss(self.D(torch.cat([self._line(batch), fake], 1)), True, self.cfg.gan_mode)
+            adv = self.adversarial.g_loss(self._judge(self._line(batch), fake))
             loss = loss + self.cfg.gan_weight * adv
             logs["loss/g_gan"] = adv.item()
         logs["loss/g"] = loss.item()

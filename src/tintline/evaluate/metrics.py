@@ -17,23 +17,24 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(structural_similarity(truth, pred, channel_axis=2, data_range=255))
 
 
-def delta_e(pred: np.ndarray, truth: np.ndarray) -> float:
+def delta_e(pred: np.ndarray, truth: np.ndarray, pred_lab: np.ndarray | None = None,
+            truth_lab: np.ndarray | None = None) -> float:
     """Mean CIEDE2000 color difference over all pixels (about 2.3 is a just-noticeable difference)."""
-    return float(deltaE_ciede2000(rgb2lab(truth), rgb2lab(pred)).mean())
+    return float(deltaE_ciede2000(rgb2lab(truth) if truth_lab is None else truth_lab,
+                                  rgb2lab(pred) if pred_lab is None else pred_lab).mean())
 
 
-def chroma(img: np.ndarray) -> float:
+def chroma(img: np.ndarray, lab: np.ndarray | None = None) -> float:
     """Mean CIELAB chroma: 0 for a gray image. Compared with the truth's, it tells a washed-out model apart."""
-    lab = rgb2lab(img)
+    lab = rgb2lab(img) if lab is None else lab
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
 
 
-METRICS = {"psnr": psnr, "ssim": ssim, "delta_e00": delta_e}
-
-
-def all_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def all_metrics(pred: np.ndarray, truth: np.ndarray, pred_lab: np.ndarray | None = None,
+                truth_lab: np.ndarray | None = None) -> dict[str, float]:
+    """Pixel metrics; pass the CIELAB images when already computed (rgb2lab dominates the cost)."""
     if pred.shape != truth.shape:
         raise ValueError(f"shape mismatch: prediction {pred.shape} vs truth {truth.shape}")
-    out = {name: fn(pred, truth) for name, fn in METRICS.items()}
-    out["chroma"] = chroma(pred)
-    return out
+    pred_lab = rgb2lab(pred) if pred_lab is None else pred_lab
+    return {"psnr": psnr(pred, truth), "ssim": ssim(pred, truth),
+            "delta_e00": delta_e(pred, truth, pred_lab, truth_lab), "chroma": chroma(pred, pred_lab)}

@@ -88,10 +88,12 @@ def _spread(img_lab: np.ndarray, med_lab: np.ndarray, reg: Regions) -> float:
 
 
 def region_metrics(pred: np.ndarray, truth: np.ndarray, line: np.ndarray, hint_colors: np.ndarray | None = None,
-                   hint_mask: np.ndarray | None = None, tol: float = 10.0, min_area: int = 16) -> dict[str, float]:
+                   hint_mask: np.ndarray | None = None, tol: float = 10.0, min_area: int = 16,
+                   pred_lab: np.ndarray | None = None, truth_lab: np.ndarray | None = None,
+                   regions: Regions | None = None) -> dict[str, float]:
     """pred, truth (H, W, 3) uint8; line (H, W) uint8; optional rendered hints. NaN where a metric is undefined
-    (no scored region, or no hinted region)."""
-    reg = scored_regions(line, min_area)
+    (no scored region, or no hinted region). Precomputed CIELAB images and regions may be passed to save time."""
+    reg = scored_regions(line, min_area) if regions is None else regions
     nan = float("nan")
     if reg.n == 0:
         return {"region_acc": nan, "region_acc_area": nan, "bleeding": nan, "hint_adherence": nan, "regions": 0}
@@ -99,7 +101,8 @@ def region_metrics(pred: np.ndarray, truth: np.ndarray, line: np.ndarray, hint_c
     de = deltaE_ciede2000(med_p[1:], med_t[1:])  # (n,)
     ok = de <= tol
     area = reg.areas[1:].astype(np.float64)
-    pred_lab, truth_lab = _lab(pred), _lab(truth)
+    pred_lab = _lab(pred) if pred_lab is None else pred_lab
+    truth_lab = _lab(truth) if truth_lab is None else truth_lab
     bleed = (_spread(pred_lab, med_p, reg) + 1.0) / (_spread(truth_lab, med_t, reg) + 1.0)
     out = {
         "region_acc": float(ok.mean()),

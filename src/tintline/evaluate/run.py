@@ -29,7 +29,7 @@ from ..inference import load_colorizer
 from ..monitor.html import esc, figure, line_plot, table, write_page
 from ..monitor.images import overlay_hints, tile
 from .metrics import all_metrics
-from .region_metrics import region_metrics
+from .region_metrics import region_metrics, scored_regions
 
 DEFAULT_COUNTS = (0, 8)
 CURVE_COUNTS = (0, 1, 2, 4, 8, 16, 32)
@@ -89,12 +89,15 @@ def score(predict, cases: list[Case], counts: tuple[int, ...], seed: int, desc: 
     out = []
     for case in tqdm(cases, desc=desc, unit="img", disable=not progress):
         rec: dict = {"key": case.key, "sha256": case.entry.sha256, "tags": list(case.entry.tags), "results": {}}
+        truth_lab, regions = rgb2lab(case.color), scored_regions(case.clean_line)
         for count in counts:
             hints = _hints(case, count, seed)
             pred = predict(case, hints)
+            pred_lab = rgb2lab(pred)
             colors, mask = render_hints(hints, *case.line.shape)
-            m = all_metrics(pred, case.color)
-            m.update(region_metrics(pred, case.color, case.clean_line, colors, mask))
+            m = all_metrics(pred, case.color, pred_lab, truth_lab)
+            m.update(region_metrics(pred, case.color, case.clean_line, colors, mask, pred_lab=pred_lab,
+                                    truth_lab=truth_lab, regions=regions))
             rec["results"][str(count)] = m
         out.append(rec)
     return out

@@ -9,8 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import activation, norm_layer
+from .layers import ResBlock, activation, check_choices, norm_layer
 from .registry import GENERATORS
+
+
+def _multiply_blend(fill: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
+    """fill (B, 3, H, W) and line art (B, 1, H, W), both in [-1, 1] -> fill * line, as a colorist's multiply layer.
+
+    The network then only has to learn colors, not to redraw lines: the ink comes exactly from the input.
+    """
+    return ((fill + 1) * (line + 1)) / 2 - 1
 
 
 class UNet(nn.Module):
@@ -21,6 +29,10 @@ class UNet(nn.Module):
     ``2**depth`` (:attr:`multiple`); inference pads to that. ``blend="multiply"`` makes the network predict a fill
     color that is multiplied by the input line art (channel 0) instead of predicting the final image directly.
     ``base=64, depth=8, max_width=512, dropout=0.5`` is exactly pix2pix's U-Net-256 (54 M parameters).
+
+    As in pix2pix, the encoder always uses LeakyReLU(0.2); ``act`` (relu / leaky / prelu) is the decoder's
+    activation, ``norm`` (batch / instance / none) is used on both sides, and ``dropout`` applies to the
+    ``dropout_levels`` innermost decoder blocks.
     """
 
     def __init__(
@@ -37,6 +49,7 @@ class UNet(nn.Module):
         blend: str = "direct",
     ):
         super().__init__()
+        check_choices(norm, act)
         if depth < 2:
             raise ValueError(f"depth must be >= 2, got {depth}")
         if blend not in ("direct", "multiply"):
@@ -81,10 +94,96 @@ class UNet(nn.Module):
         for block in self.up[1:]:
             x = block(torch.cat([x, skips.pop()], dim=1))
         if self.blend == "multiply":
-            # x is a flat fill color; multiplying by the line art (as a colorist's multiply layer) draws the ink
-            # exactly, so the network only has to learn colors, not to redraw lines.
-            x = ((x + 1) * (line + 1)) / 2 - 1
+            x = _multiply_blend(x, line)  # x was a flat fill color
         return x
 
 
 GENERATORS.register("unet")(UNet)
+
+
+class ResUNet(nn.Module):
+    """A U-Net built from residual blocks: the same contract as :class:`UNet`, deeper features per level.
+
+    Input (B, in_channels, H, W) with H and W multiples of ``2**depth`` (:attr:`multiple`); output
+    (B, out_channels, H, W) in [-1, 1]; ``blend`` as in :class:`UNet`. Resolution level ``l`` (after ``l``
+    halvings, 0..depth) has ``min(base * 2**max(l - 1, 0), max_width)`` channels, UNet's widths for ``l >= 1``.
+
+    * encoder: a 3x3 stem and ``blocks`` pre-activation :class:`~.layers.ResBlock` s at full resolution, then per
+      level a stride-2 4x4 convolution followed by ``blocks`` residual blocks;
+    * decoder: per level, nearest-neighbour upsampling + 3x3 convolution (no checkerboard artefacts of transposed
+      convolutions), concatenation with the encoder's features of that level, ``blocks`` residual blocks (the first
+      maps 2·width -> width); ``dropout`` inside the blocks of the ``dropout_levels`` innermost decoder levels;
+    * head: norm, activation, 3x3 convolution, tanh.
+
+    ``norm`` and ``act`` are used everywhere (there is no pix2pix convention to keep here).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 5,
+        out_channels: int = 3,
+        base: int = 32,
+        depth: int = 6,
+        max_width: int = 256,
+        blocks: int = 1,
+        norm: str = "instance",
+        act: str = "relu",
+        dropout: float = 0.0,
+        dropout_levels: int = 2,
+        blend: str = "direct",
+    ):
+        super().__init__()
+        check_choices(norm, act)
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks}")
+        if blend not in ("direct", "multiply"):
+            raise ValueError(f"blend must be 'direct' or 'multiply', got {blend!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.blend = blend
+        self.multiple = 2**depth
+        ch = [min(base * 2 ** max(level - 1, 0), max_width) for level in range(depth + 1)]
+
+        def res_blocks(c_in: int, c: int, drop: float = 0.0) -> list[nn.Module]:
+            return [ResBlock(c_in if k == 0 else c, c, norm, act, drop) for k in range(blocks)]
+
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, ch[0], 3, 1, 1), *res_blocks(ch[0], ch[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(ch[level - 1], ch[level], 4, 2, 1), *res_blocks(ch[level], ch[level]))
+            for level in range(1, depth + 1)
+        )
+        self.up = nn.ModuleList()
+        for level in reversed(range(depth)):  # target level, innermost first
+            drop = dropout if level >= depth - dropout_levels else 0.0
+            self.up.append(nn.ModuleDict({
+                "resize": nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                        nn.Conv2d(ch[level + 1], ch[level], 3, 1, 1)),
+                "fuse": nn.Sequential(*res_blocks(2 * ch[level], ch[level], drop)),
+            }))
+        conv = nn.Conv2d(ch[0], out_channels, 3, 1, 1)
+        if blend == "multiply":
+            nn.init.constant_(conv.bias, 2.0)  # fill starts near white: output starts as the line art
+        self.head = nn.Sequential(norm_layer(norm, ch[0]), activation(act, ch[0]), conv, nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"input {h}x{w} is not a multiple of {self.multiple}; pad it first")
+        line = x[:, :1]  # (B, 1, H, W) line art in [-1, 1], paper = +1
+        x = self.stem(x)  # (B, ch[0], H, W)
+        skips = [x]
+        for block in self.down:
+            x = block(x)  # level l: (B, ch[l], H / 2**l, W / 2**l)
+            skips.append(x)
+        skips.pop()  # the bottleneck is x itself
+        for up in self.up:
+            x = up["fuse"](torch.cat([up["resize"](x), skips.pop()], dim=1))
+        x = self.head(x)
+        if self.blend == "multiply":
+            x = _multiply_blend(x, line)
+        return x
+
+
+GENERATORS.register("resunet")(ResUNet)

@@ -1,0 +1,149 @@
+"""Loss terms by name: adversarial losses, reconstruction losses, the DRAGAN gradient penalty, sRGB -> CIELAB.
+
+Two registries, named in :class:`tintline.config.LossConfig`:
+
+* :data:`ADVERSARIAL` (``loss.gan_mode``): objects with ``d_loss(real_logits, fake_logits)`` and
+  ``g_loss(fake_logits)``, both scalars to minimise;
+* :data:`RECONSTRUCTION` (the keys of ``loss.recon``): modules ``(pred, target) -> scalar`` on RGB images in
+  [-1, 1], (B, 3, H, W).
+
+Everything here is differentiable torch with no state, so it runs on any device and dtype of its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models.registry import Registry
+
+# ----------------------------------------------------------------------------------------------- adversarial
+
+
+class AdversarialLoss:
+    """A GAN loss on D's logits (any shape, e.g. PatchGAN's (B, 1, h, w)); every patch counts equally.
+
+    ``d_loss`` is half the sum of its real and fake terms (pix2pix: D learns a little slower than G).
+    """
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+ADVERSARIAL: Registry[AdversarialLoss] = Registry("adversarial loss")
+
+
+@ADVERSARIAL.register("lsgan")
+class LSGANLoss(AdversarialLoss):
+    """Least squares (Mao et al. 2017): D regresses real -> 1, fake -> 0; G pushes fake -> 1."""
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return (fake - 1).pow(2).mean()
+
+
+@ADVERSARIAL.register("vanilla")
+class VanillaGANLoss(AdversarialLoss):
+    """Binary cross-entropy on logits (Goodfellow et al. 2014), G non-saturating: G minimises -log D(fake)."""
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        # BCE(real, 1) = softplus(-real), BCE(fake, 0) = softplus(fake); numerically stable for any logit
+        return 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake).mean()
+
+
+@ADVERSARIAL.register("hinge")
+class HingeGANLoss(AdversarialLoss):
+    """Hinge (Lim & Ye 2017; SAGAN, BigGAN): D wants real >= 1 and fake <= -1; G raises D's score of fakes."""
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (F.relu(1 - real).mean() + F.relu(1 + fake).mean())
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        return -fake.mean()
+
+
+def dragan_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                   scale: float = 0.5) -> torch.Tensor:
+    """DRAGAN gradient penalty (Kodali et al. 2017) around the real samples: ``mean((||grad critic(x')|| - 1)**2)``.
+
+    ``x' = real + scale * std(real) * u`` with ``u ~ U[0, 1)`` per element (the paper's perturbation, std over the
+    batch). ``critic`` maps images (B, C, H, W) to logits of any shape (their sum is differentiated, so a PatchGAN's
+    patches all count); the gradient norm is per sample. The graph is kept (``create_graph``), so the penalty
+    backpropagates into the critic's parameters.
+    """
+    real = real.detach()
+    x = (real + scale * real.std() * torch.rand_like(real)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+# ----------------------------------------------------------------------------------------------- color
+
+
+# sRGB (linear) -> XYZ, D65 white, and the D65 / 2° reference white: the constants of skimage.color.rgb2lab
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423),
+                 (0.212671, 0.715160, 0.072169),
+                 (0.019334, 0.119193, 0.950227))
+_WHITE_D65 = (0.95047, 1.0, 1.08883)
+_EPS = 0.008856  # (6/29)**3, below which CIELAB's cube root turns into a line
+
+
+def srgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1], (..., 3, H, W) -> CIELAB (D65), L in [0, 100], a and b about [-128, 127]; differentiable.
+
+    Matches ``skimage.color.rgb2lab``. Values outside [0, 1] are clamped. Both branches of each piecewise function
+    are evaluated on clamped arguments, so no branch produces an infinite gradient (cube root at 0) that
+    ``torch.where`` would turn into NaN.
+    """
+    rgb = rgb.clamp(0, 1)
+    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    m = torch.tensor(_XYZ_FROM_RGB, dtype=rgb.dtype, device=rgb.device)
+    white = torch.tensor(_WHITE_D65, dtype=rgb.dtype, device=rgb.device)
+    xyz = torch.einsum("ij,...jhw->...ihw", m, lin) / white[:, None, None]  # (..., 3, H, W), white -> 1
+    f = torch.where(xyz > _EPS, xyz.clamp_min(_EPS).pow(1 / 3), 7.787 * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
+
+
+# ----------------------------------------------------------------------------------------------- reconstruction
+
+RECONSTRUCTION: Registry[nn.Module] = Registry("reconstruction loss")
+
+
+@RECONSTRUCTION.register("l1")
+class L1Loss(nn.Module):
+    """Mean absolute error on RGB in [-1, 1] (pix2pix's reconstruction term)."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(pred, target)
+
+
+@RECONSTRUCTION.register("mse")
+class MSELoss(nn.Module):
+    """Mean squared error on RGB in [-1, 1]: punishes large errors more, blurs more than L1."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(pred, target)
+
+
+@RECONSTRUCTION.register("lab")
+class LabL1Loss(nn.Module):
+    """Mean absolute error in CIELAB, in Lab units (a per-channel CIE76 ΔE; L spans 0..100).
+
+    Perceptual distances: an error in a saturated hue or in lightness costs what the eye sees. For the same RGB
+    error it is about 60 times an L1 on [-1, 1] images, so ``lab: 1.5`` weighs about like ``l1: 100``.
+    """
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(srgb_to_lab((pred + 1) / 2), srgb_to_lab((target + 1) / 2))
