@@ -213,3 +213,28 @@ def test_cli_bad_input_one_line_error(args, message, tmp_path, monkeypatch):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], r.stderr
+
+
+def test_viz_serves_tensorboard_on_loopback(run_dir, tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    assert main(["viz", str(tmp_path)]) == 2  # no logs there: one-line error
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tintline.cli", "viz", str(run_dir), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, body = time.time() + 90, b""
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert b"." in body, "TensorBoard did not answer on 127.0.0.1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -155,6 +155,17 @@ def cmd_serve(a: argparse.Namespace) -> None:
                queue_size=a.queue_size, timeout_s=a.timeout, cors_origins=a.cors_origin or [], device=a.device)
 
 
+def cmd_viz(a: argparse.Namespace) -> None:
+    import subprocess
+
+    run = Path(a.run_dir)
+    if not run.is_dir() or not any(run.glob("**/events.out.tfevents.*")):
+        raise UserError(f"{run}: no TensorBoard logs (is it a run directory written by 'tintline train'?)")
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(run), "--host", a.host, "--port", str(a.port)]
+    print(f"TensorBoard on http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
+    subprocess.run(cmd, check=False)
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -255,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cors-origin", action="append", help="allow this origin (repeatable; default: no CORS)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("viz", help="open a run (or a folder of runs) in TensorBoard on 127.0.0.1")
+    s.add_argument("run_dir")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=6006)
+    s.set_defaults(func=cmd_viz)
 
     s = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, ending in an HTML report")
     s.add_argument("--workdir", default="tintline-demo", help="where to put the dataset, run and report")
