@@ -187,6 +187,21 @@ def test_nan_stops_training_with_a_checkpoint_and_names_the_layer(built_dataset,
     assert "'down.2.1'" in last[0] and "checkpoint saved" in last[0], last
 
 
+def test_export_half_precision_loads_and_matches(run_dir, tmp_path):
+    import torch
+
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(run_dir), str(out)]) == 0
+    assert read_meta(out)["dtype"] == "float16"
+    full, _ = load_generator(run_dir)
+    half, meta = load_generator(out)
+    assert next(half.parameters()).dtype == torch.float32 and meta["step"] == 3
+    x = torch.rand(1, full.down[0][0].in_channels, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert (full(x) - half(x)).abs().max() < 0.02  # float16 rounding only
+    assert out.stat().st_size < (run_dir / "model.safetensors").stat().st_size * 0.6
+
+
 def test_load_generator_refuses_non_tintline_files(tmp_path):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"\x00" * 64)

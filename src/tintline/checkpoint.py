@@ -107,10 +107,27 @@ def load_generator(model: str | Path, device: str | torch.device = "cpu") -> tup
     g = meta.get("generator") or {}
     net = create_generator(g.get("name", "?"), **g.get("args", {}))
     try:
-        net.load_state_dict(load_file(str(path)))
+        net.load_state_dict(load_file(str(path)))  # float16 exports are cast to the network's float32 here
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the recorded architecture ({str(e)[:120]})") from e
     return net.to(device).eval(), meta
+
+
+def export_generator(model: str | Path, dst: Path, half: bool = True, extra_meta: dict | None = None) -> Path:
+    """Copy a generator (run dir, checkpoint or file) into one self-describing file, in float16 by default
+    (half the size; inference casts back to float32 on load)."""
+    src = resolve_model_path(model)
+    meta = {**read_meta(src), **(extra_meta or {}), "exported_from": str(src), "dtype": "float16" if half else
+            "float32"}
+    meta.pop("format", None)
+    tensors = load_file(str(src))
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(_plain(tensors), str(tmp), metadata={META_KEY: json.dumps({"format": FORMAT, **meta})})
+    tmp.replace(dst)
+    return dst
 
 
 # ------------------------------------------------------------------------------ full training checkpoints

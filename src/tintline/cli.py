@@ -113,7 +113,12 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_colorize(a: argparse.Namespace) -> None:
     from .inference import colorize_files
 
-    written = colorize_files(a.model, a.inputs, Path(a.out), hints_path=a.hints, device=a.device)
+    model, inputs = a.model, list(a.inputs)
+    if not inputs and not (Path(model).is_file() and Path(model).suffix.lower() != ".safetensors"):
+        raise UserError("colorize needs at least one INPUT image")
+    if Path(model).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"} and Path(model).is_file():
+        model, inputs = "default", [model, *inputs]  # no model named: the shipped one
+    written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device)
     for p in written:
         print(p)
 
@@ -153,6 +158,16 @@ def cmd_serve(a: argparse.Namespace) -> None:
 
     run_server(a.models, host=a.host, port=a.port, max_bytes=a.max_bytes, max_pixels=a.max_pixels,
                queue_size=a.queue_size, timeout_s=a.timeout, cors_origins=a.cors_origin or [], device=a.device)
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from .checkpoint import export_generator
+
+    src = Path(a.model)
+    if a.best:
+        src = src / "best.safetensors"
+    out = export_generator(src, Path(a.out), half=not a.float32)
+    print(f"exported {src} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def cmd_viz(a: argparse.Namespace) -> None:
@@ -228,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("colorize", help="colorize line art of any size")
-    s.add_argument("model", help="a checkpoint (.safetensors), a run directory, or a baseline: white, region-fill")
-    s.add_argument("inputs", nargs="+", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
+    s.add_argument("model", metavar="[MODEL]",
+                   help="a checkpoint (.safetensors), a run directory, 'default' (the shipped model; also used when"
+                        " MODEL is left out), or a baseline: white, region-fill")
+    s.add_argument("inputs", nargs="*", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
     s.add_argument("-o", "--out", required=True, help="output directory")
     s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels), or a hint image: a"
                                    " transparent PNG of the input's size with colored marks")
@@ -266,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cors-origin", action="append", help="allow this origin (repeatable; default: no CORS)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("export", help="write a run's generator as one self-describing safetensors file")
+    s.add_argument("model", help="a run directory, checkpoint folder or generator file")
+    s.add_argument("out", help="output .safetensors file")
+    s.add_argument("--best", action="store_true", help="export the run's best generator by validation L1")
+    s.add_argument("--float32", action="store_true", help="keep float32 (default: float16, half the size)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("viz", help="open a run (or a folder of runs) in TensorBoard on 127.0.0.1")
     s.add_argument("run_dir")

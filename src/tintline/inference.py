@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .baselines import BASELINES, Baseline
-from .checkpoint import load_generator
+from .checkpoint import CheckpointError, load_generator
 from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
@@ -72,10 +72,15 @@ def default_model() -> Path | None:
 
 
 def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseline:
-    """A checkpoint path or run directory -> :class:`Colorizer`; a baseline name (``white``, ``region-fill``) ->
-    that baseline. A path that exists wins over a baseline of the same name."""
+    """A checkpoint path or run directory -> :class:`Colorizer`; ``default`` -> the shipped model; a baseline name
+    (``white``, ``region-fill``) -> that baseline. A path that exists wins over a name."""
     if not Path(model).exists() and str(model) in BASELINES.names():
         return BASELINES.create(str(model))
+    if str(model) == "default" and not Path(model).exists():
+        shipped = default_model()
+        if shipped is None:
+            raise CheckpointError("no model is shipped with this installation; name a run directory or checkpoint")
+        model = shipped
     return Colorizer(model, device=device)
 
 
