@@ -114,10 +114,10 @@ def cmd_colorize(a: argparse.Namespace) -> None:
     from .inference import colorize_files
 
     model, inputs = a.model, list(a.inputs)
-    if not inputs and not (Path(model).is_file() and Path(model).suffix.lower() != ".safetensors"):
+    if Path(model).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}:
+        model, inputs = "default", [model, *inputs]  # an image is never a model: none named, use the shipped one
+    if not inputs:
         raise UserError("colorize needs at least one INPUT image")
-    if Path(model).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"} and Path(model).is_file():
-        model, inputs = "default", [model, *inputs]  # no model named: the shipped one
     written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device)
     for p in written:
         print(p)

@@ -7,6 +7,11 @@ Layout of ``DATASET/``::
     objects/ab/<sha256>.<ext> the original bytes, never modified
     pairs/<size>/ab/<sha256>.color.png   training target, size x size RGB (margins trimmed, letterboxed on white)
     pairs/<size>/ab/<sha256>.line.png    extracted line art, size x size grayscale (white paper, dark lines)
+    report/index.html        `tintline data report` (optional)
+
+The manifest's schema grows by migrations (:data:`ADDED_COLUMNS`, applied with ``ALTER TABLE ... ADD COLUMN`` when
+``PRAGMA table_info`` lacks them), so a dataset made by an older version opens and keeps working; rows measured by
+an older measurement version are re-measured at the next build (``measure_v``), nothing else is redone.
 
 Writes are crash-safe: files are written under a temporary name and renamed, and a manifest row is committed
 only after its file exists, so a kill at any moment leaves at most an orphan file, never a row without data.
@@ -62,10 +67,31 @@ CREATE TABLE IF NOT EXISTS tags (
     tag    TEXT NOT NULL,
     UNIQUE (sha256, tag)
 );
+CREATE TABLE IF NOT EXISTS lines (
+    sha256   TEXT NOT NULL,                -- the color image (images.sha256)
+    line_sha TEXT NOT NULL,                -- the given line art, stored in objects/ like an original
+    line_ext TEXT NOT NULL,
+    origin   TEXT NOT NULL,                -- path it came from
+    UNIQUE (sha256)
+);
 CREATE INDEX IF NOT EXISTS idx_images_status ON images(status);
 CREATE INDEX IF NOT EXISTS idx_tags_tag ON tags(tag);
 CREATE INDEX IF NOT EXISTS idx_origins_origin ON origins(origin);
 """
+
+# Columns added after the first schema: (name, declaration). Existing manifests get them by ALTER TABLE on open.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("subject_w", "INTEGER"),  # bounding box of the content (margins trimmed), source pixels
+    ("subject_h", "INTEGER"),
+    ("text_frac", "REAL"),  # share of dark ink in text-like rows
+    ("badge", "REAL"),  # placeholder-badge score (1 = found)
+    ("ink", "REAL"),  # ink share of the subject in the reference line art
+    ("fragments", "REAL"),  # reference line-art components per 10k px of subject
+    ("alpha_frac", "REAL"),  # share of (partly) transparent source pixels
+    ("measure_v", "INTEGER NOT NULL DEFAULT 0"),  # measurement version the row was measured with (clean.py)
+    ("pair_key", "TEXT"),  # key of the pair settings (size, styles, seed) the pair files were made with
+    ("clf_score", "REAL"),  # learned filter score (tintline data classify), NULL when not scored
+)
 
 MANIFEST = "manifest.sqlite"
 CONFIG = "dataset.yaml"
@@ -101,6 +127,26 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns of :data:`ADDED_COLUMNS` that this manifest lacks (under a write lock, re-checked, so two
+        processes opening an old dataset at once do not both add them)."""
+
+        def missing() -> list[tuple[str, str]]:
+            have = {r["name"] for r in self.db.execute("PRAGMA table_info(images)")}
+            return [(c, d) for c, d in ADDED_COLUMNS if c not in have]
+
+        if not missing():
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for col, decl in missing():
+                self.db.execute(f"ALTER TABLE images ADD COLUMN {col} {decl}")
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
 
     # ---------------------------------------------------------------- opening
 
@@ -217,6 +263,34 @@ class Store:
             self.db.commit()
         return sha, is_new
 
+    def put_object(self, data: bytes, ext: str) -> str:
+        """Store bytes content-addressed (atomic write), without a manifest row; returns their SHA-256."""
+        sha = sha256_bytes(data)
+        path = self.object_path(sha, ext.lower())
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return sha
+
+    def set_line(self, sha: str, line_sha: str, line_ext: str, origin: str, commit: bool = True) -> bool:
+        """Record ``line_sha`` as the given line art of image ``sha``; returns True when this changed anything
+        (the image's pairs are then re-made by the next build)."""
+        row = self.db.execute("SELECT line_sha FROM lines WHERE sha256=?", (sha,)).fetchone()
+        if row is not None and row["line_sha"] == line_sha:
+            return False
+        self.db.execute(
+            "INSERT INTO lines (sha256, line_sha, line_ext, origin) VALUES (?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE"
+            " SET line_sha=excluded.line_sha, line_ext=excluded.line_ext, origin=excluded.origin",
+            (sha, line_sha, line_ext.lower(), origin),
+        )
+        # pairs are re-made, and an earlier "given line art unusable" verdict is forgotten
+        self.db.execute("UPDATE images SET pair_key=NULL, line_params=NULL WHERE sha256=?", (sha,))
+        if commit:
+            self.db.commit()
+        return True
+
     def has_origin(self, origin: str) -> bool:
         return self.db.execute("SELECT 1 FROM origins WHERE origin = ? LIMIT 1", (origin,)).fetchone() is not None
 
@@ -241,6 +315,32 @@ class Store:
     def tags_of(self, sha: str) -> tuple[str, ...]:
         rows = self.db.execute("SELECT tag FROM tags WHERE sha256 = ? ORDER BY tag", (sha,)).fetchall()
         return tuple(r["tag"] for r in rows)
+
+    def first_tags(self) -> dict[str, str]:
+        """sha256 -> its top-level tag: the first tag recorded for it (a folder source's top folder)."""
+        rows = self.db.execute(
+            "SELECT sha256, tag FROM tags WHERE rowid IN (SELECT MIN(rowid) FROM tags GROUP BY sha256)"
+        ).fetchall()
+        return {r["sha256"]: r["tag"] for r in rows}
+
+    def all_tags(self) -> dict[str, list[str]]:
+        """sha256 -> its tags in the order they were recorded (top-level first)."""
+        out: dict[str, list[str]] = {}
+        for r in self.db.execute("SELECT sha256, tag FROM tags ORDER BY rowid"):
+            out.setdefault(r["sha256"], []).append(r["tag"])
+        return out
+
+    def tag_table(self) -> list[dict]:
+        """Per tag: images in total (before cleaning), accepted (after), rejected, and accepted per split;
+        most frequent first. Images without tags are counted under ``(none)``."""
+        rows = self.db.execute(
+            "SELECT COALESCE(t.tag, '(none)') AS tag, COUNT(*) AS total,"
+            " SUM(i.status='accepted') AS accepted, SUM(i.status='rejected') AS rejected,"
+            " SUM(i.status='accepted' AND i.split='train') AS train, SUM(i.status='accepted' AND i.split='val') AS val,"
+            " SUM(i.status='accepted' AND i.split='test') AS test"
+            " FROM images i LEFT JOIN tags t ON t.sha256 = i.sha256 GROUP BY 1 ORDER BY total DESC, tag"
+        ).fetchall()
+        return [{k: v if k == "tag" else (v or 0) for k, v in dict(r).items()} for r in rows]
 
     def entries(self, split: str, size: int | None = None) -> list[Entry]:
         """Accepted images of ``split`` whose pair files exist, in a stable order (by id)."""
