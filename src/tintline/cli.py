@@ -34,6 +34,8 @@ def cmd_data_build(a: argparse.Namespace) -> None:
         overrides = {"size": a.size} if a.size else {}
         if a.workers is not None:
             overrides["workers"] = a.workers
+        if a.balance is not None:
+            overrides["balance"] = a.balance
         cfg = store.load_config(overrides)
         summary = build(store, cfg)
     c, r, s = summary["counts"], summary["reasons"], summary["splits"]
@@ -87,6 +89,50 @@ def cmd_data_list(a: argparse.Namespace) -> None:
             else:
                 why = f"{row['reason']} ({row['detail']})" if row["reason"] else ""
                 print(f"{row['id']:6d} {row['status']:8s} {row['split'] or '-':5s} {why:50s} {row['origin']}")
+
+
+def cmd_data_import_pairs(a: argparse.Namespace) -> None:
+    from .data.sources import import_pairs
+    from .data.store import Store
+
+    with Store.create(a.dataset) as store:
+        st = import_pairs(store, a.lines_dir, a.colors_dir, extra_tags=a.tag)
+    print(f"imported {st['pairs']} line/color pairs ({st['new']} new images, {st['changed']} with new line art);"
+          f" unmatched: {st['unmatched_lines']} line files, {st['unmatched_colors']} color files")
+
+
+def cmd_data_tags(a: argparse.Namespace) -> None:
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        rows = store.tag_table()
+    if a.json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    print(f"{'tag':32s} {'total':>6s} {'accepted':>8s} {'rejected':>8s} {'train':>6s} {'val':>5s} {'test':>5s}")
+    for r in rows:
+        print(f"{r['tag'][:32]:32s} {r['total']:6d} {r['accepted']:8d} {r['rejected']:8d} {r['train']:6d}"
+              f" {r['val']:5d} {r['test']:5d}")
+
+
+def cmd_data_report(a: argparse.Namespace) -> None:
+    from .data.report import write_report
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        path = write_report(store, Path(a.out) if a.out else None)
+    print(path)
+
+
+def cmd_data_export(a: argparse.Namespace) -> None:
+    from .data.export import export_shards
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        shards = export_shards(store, Path(a.out_dir), splits=a.split or None, shard_size=a.shard_size)
+    n = sum(s["count"] for s in shards)
+    print(f"exported {n} pairs to {len(shards)} shards in {a.out_dir}")
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -171,14 +217,14 @@ def cmd_export(a: argparse.Namespace) -> None:
 
 
 def cmd_viz(a: argparse.Namespace) -> None:
-    import subprocess
+    import os
 
     run = Path(a.run_dir)
     if not run.is_dir() or not any(run.glob("**/events.out.tfevents.*")):
         raise UserError(f"{run}: no TensorBoard logs (is it a run directory written by 'tintline train'?)")
     cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(run), "--host", a.host, "--port", str(a.port)]
     print(f"TensorBoard on http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
-    subprocess.run(cmd, check=False)
+    os.execv(sys.executable, cmd)  # become TensorBoard: signals reach it directly, no orphan is left behind
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -197,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # data
-    d = sub.add_parser("data", help="build datasets: import, crawl, build, list")
+    d = sub.add_parser("data", help="build datasets: import, crawl, build, list, tags, report, export")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="STEP")
 
     s = dsub.add_parser("import", help="copy a folder or a built-in corpus into a dataset")
@@ -210,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--size", type=int, help="side of the training images in pixels (default 256)")
     s.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
+    s.add_argument("--balance", type=int, metavar="N",
+                   help="keep at most N accepted images per tag (saved in dataset.yaml; 0 turns it off)")
     s.set_defaults(func=cmd_data_build)
 
     s = dsub.add_parser("crawl", help="download images by tags from a booru site (Danbooru, Gelbooru, Safebooru)")
@@ -230,6 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tag")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=cmd_data_list)
+
+    s = dsub.add_parser("import-pairs", help="import real line-art / color pairs, matched by file name")
+    s.add_argument("dataset", help="dataset directory (created if missing)")
+    s.add_argument("lines_dir", help="folder of line art")
+    s.add_argument("colors_dir", help="folder of the matching color images (sub-folder names become tags)")
+    s.add_argument("--tag", action="append", help="extra tag for every imported pair (repeatable)")
+    s.set_defaults(func=cmd_data_import_pairs)
+
+    s = dsub.add_parser("tags", help="count images per tag: before cleaning, accepted, and per split")
+    s.add_argument("dataset")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=cmd_data_tags)
+
+    s = dsub.add_parser("report", help="write an HTML page showing what the build kept, dropped and why")
+    s.add_argument("dataset")
+    s.add_argument("-o", "--out", help="HTML file to write (default DATASET/report/index.html)")
+    s.set_defaults(func=cmd_data_report)
+
+    s = dsub.add_parser("export", help="write accepted pairs as WebDataset tar shards for streaming")
+    s.add_argument("dataset")
+    s.add_argument("out_dir")
+    s.add_argument("--split", action="append", choices=["train", "val", "test"],
+                   help="export only this split (repeatable; default all three)")
+    s.add_argument("--shard-size", type=int, default=1000, help="pairs per shard (default 1000)")
+    s.set_defaults(func=cmd_data_export)
 
     # train
     s = sub.add_parser("train", help="train a colorizer on a built dataset")

@@ -1,8 +1,10 @@
 """Where raw images come from: a folder, or a built-in corpus (Debian packages).
 
 A source yields ``(path, tags)``; :func:`import_source` copies each file into the dataset's content-addressed
-store. Nothing is decoded here (that is the build's job), so import is fast and never fails on a bad file: a file
-that cannot even be read, or is over the byte limit, is recorded as rejected with its reason.
+store. :func:`import_pairs` imports real line-art / color pairs matched by file name; the build then uses the
+given line art instead of extracting one. Nothing is decoded here (that is the build's job), so import is fast and
+never fails on a bad file: a file that cannot even be read, or is over the byte limit, is recorded as rejected with
+its reason.
 """
 
 from __future__ import annotations
@@ -118,5 +120,70 @@ def import_source(
         if batch >= 200:  # commit in batches: fast, and a kill loses at most one batch of (re-importable) rows
             store.db.commit()
             batch = 0
+    store.db.commit()
+    return stats
+
+
+def _pair_key(root: Path, path: Path) -> str:
+    """Matching key: the path below the root without extension, case-folded (``a/B.png`` ~ ``a/b.jpg``)."""
+    return str(path.relative_to(root).with_suffix("")).casefold()
+
+
+def import_pairs(
+    store: Store, lines_dir: str | Path, colors_dir: str | Path, extra_tags: list[str] | None = None, progress=True
+) -> dict[str, int]:
+    """Import color images from ``colors_dir`` with their line art from ``lines_dir``, matched by file name.
+
+    Files match by their path below each folder without the extension (``lines/cats/a.png`` <-> ``colors/cats/a.jpg``);
+    a file whose relative path has no partner matches by bare file name when that name is unique on both sides.
+    Sub-folders of ``colors_dir`` become tags, as for a folder import. Returns counts: pairs (matched), new (color
+    images new to the dataset), changed (pairs whose line art was new or different), unmatched_lines,
+    unmatched_colors. Unmatched files are not imported.
+    """
+    lroot, croot = Path(lines_dir), Path(colors_dir)
+    for p in (lroot, croot):
+        if not p.is_dir():
+            raise DatasetError(f"{p} is not a folder")
+    limit = store.load_config().max_bytes
+    lines = {_pair_key(lroot, p): p for p, _ in walk_folder(lroot)}
+    colors = {_pair_key(croot, p): (p, tags) for p, tags in walk_folder(croot)}
+    matched = {k: (lines[k], *colors[k]) for k in lines.keys() & colors.keys()}
+    # fall back to bare names for the rest, when unambiguous
+    rest_l = {k: p for k, p in lines.items() if k not in matched}
+    rest_c = {k: v for k, v in colors.items() if k not in matched}
+    by_name_l: dict[str, list[str]] = {}
+    by_name_c: dict[str, list[str]] = {}
+    for k in rest_l:
+        by_name_l.setdefault(Path(k).name, []).append(k)
+    for k in rest_c:
+        by_name_c.setdefault(Path(k).name, []).append(k)
+    for name in by_name_l.keys() & by_name_c.keys():
+        if len(by_name_l[name]) == 1 and len(by_name_c[name]) == 1:
+            kl, kc = by_name_l[name][0], by_name_c[name][0]
+            matched[kc] = (rest_l.pop(kl), *rest_c.pop(kc))
+    if not matched:
+        raise DatasetError(f"no file names match between {lroot} and {croot}")
+    extra = [_norm_tag(t) for t in (extra_tags or []) if _norm_tag(t)]
+    stats = {"pairs": 0, "new": 0, "changed": 0, "unmatched_lines": len(rest_l), "unmatched_colors": len(rest_c)}
+    for i, key in enumerate(tqdm(sorted(matched), desc="import pairs", unit="pair", disable=not progress)):
+        line_path, color_path, tags = matched[key]
+        stats["pairs"] += 1
+        try:
+            if color_path.stat().st_size > limit or line_path.stat().st_size > limit:
+                raise OSError(f"larger than {limit} bytes")
+            color, line = color_path.read_bytes(), line_path.read_bytes()
+        except OSError as e:
+            print(f"skipped {key}: {e}")
+            continue
+        # the line art first (a file, no row), then the color row, then the link: a kill in between leaves an
+        # orphan object at most, and running the import again completes it
+        line_sha = store.put_object(line, line_path.suffix.lower()[:8])
+        sha, new = store.add(color, source="pairs", origin=str(color_path.resolve()), ext=color_path.suffix.lower()[:8],
+                             tags=tags + extra, extra={"line_origin": str(line_path.resolve())}, commit=False)
+        stats["new"] += int(new)
+        stats["changed"] += int(store.set_line(sha, line_sha, line_path.suffix.lower()[:8], str(line_path.resolve()),
+                                               commit=False))
+        if i % 200 == 199:
+            store.db.commit()
     store.db.commit()
     return stats
