@@ -63,15 +63,48 @@ def test_simulated_hints_take_the_true_color_and_respect_p_none():
     line = np.full((64, 64), 255, np.uint8)
     rng = np.random.default_rng(0)
     cfg = HintConfig(p_none=0.5, mean_count=6)
-    counts = [len(simulate_hints(color, line, cfg, rng)["points"]) for _ in range(400)]
+    counts = [sum(map(len, simulate_hints(color, line, cfg, rng).values())) for _ in range(400)]
     none_share = np.mean([c == 0 for c in counts])
     assert 0.42 < none_share < 0.58
     nonzero = [c for c in counts if c]
     assert 4 < np.mean(nonzero) < 8 and max(nonzero) <= cfg.max_count
     flat = np.zeros((32, 32, 3), np.uint8)
     flat[:] = (200, 40, 10)
-    h = simulate_hints(flat, np.full((32, 32), 255, np.uint8), cfg, rng, count=5)
+    exact = HintConfig(p_stroke=0, color_noise=0)
+    h = simulate_hints(flat, np.full((32, 32), 255, np.uint8), exact, rng, count=5)
     assert len(h["points"]) == 5 and all(p["color"] == (200, 40, 10) for p in h["points"])
+    noisy = simulate_hints(flat, np.full((32, 32), 255, np.uint8), HintConfig(p_stroke=0), rng, count=20)
+    assert all(max(abs(a - b) for a, b in zip(p["color"], (200, 40, 10), strict=True)) <= 15 for p in noisy["points"])
+
+
+def test_drop_removes_the_expected_share_of_marks():
+    color, line = cartoon(4, 64, 64), np.full((64, 64), 255, np.uint8)
+    cfg = HintConfig(p_none=0.0, mean_count=10, max_count=32)
+    rng = np.random.default_rng(1)
+    kept = np.mean([sum(map(len, simulate_hints(color, line, cfg, rng, drop=0.5).values())) for _ in range(300)])
+    full = np.mean([sum(map(len, simulate_hints(color, line, cfg, rng).values())) for _ in range(300)])
+    assert 0.4 < kept / full < 0.6
+
+
+def test_simulated_marks_stay_inside_one_large_region_and_off_the_lines():
+    line = _box_lines()
+    line[20:24, 60:64] = 0  # a speck: tiny regions around it must get no hints
+    labels, _ = label_regions(line)
+    color = np.full((60, 90, 3), 255, np.uint8)
+    color[11:49, 11:40] = (220, 20, 20)
+    cfg = HintConfig(p_stroke=0.6, min_region=48)
+    rng = np.random.default_rng(2)
+    strokes = 0
+    for _ in range(50):
+        h = simulate_hints(color, line, cfg, rng, count=6)
+        strokes += len(h["strokes"])
+        for kind in ("points", "strokes"):
+            for mark in h[kind]:
+                _, mask = render_hints({"points": [mark] if kind == "points" else [],
+                                        "strokes": [mark] if kind == "strokes" else []}, *line.shape)
+                assert (line[mask] >= 160).all(), "a mark crosses a line"
+                assert len(np.unique(labels[mask])) == 1, "a mark spans two regions"
+    assert strokes > 20
 
 
 def test_region_fill_floods_only_hinted_closed_regions():

@@ -227,12 +227,24 @@ class OptimConfig(_Strict):
 
 
 class HintConfig(_Strict):
-    """Simulated user hints: dots of the true local color, dropped entirely for a share of samples."""
+    """Simulated user hints: dots and short strokes of the true local color, "denoised" by dropping.
+
+    The method's hint roadmap (spatial hints -> fewer hints -> none): ``p_none`` of the samples get no hint at all,
+    and of the rest a fraction ``drop`` of the marks is removed, rising linearly from ``drop[0]`` at the start of
+    training to ``drop[1]`` at its end.
+    """
 
     p_none: float = Field(0.5, ge=0, le=1, description="Share of samples trained with no hint at all.")
-    mean_count: float = Field(8.0, gt=0, description="Mean number of dots when a sample has hints.")
+    mean_count: float = Field(8.0, gt=0, description="Mean number of marks (geometric distribution) when hinted.")
     max_count: int = Field(32, ge=1)
     radius: tuple[int, int] = Field((1, 3), description="Dot radius range (pixels, inclusive).")
+    p_stroke: float = Field(0.3, ge=0, le=1, description="Share of marks that are short strokes instead of dots.")
+    stroke_length: tuple[int, int] = Field((6, 20), description="Stroke length range (pixels).")
+    color_noise: float = Field(3.0, ge=0, description="Std of the noise added to each mark's color (0..255 units).")
+    min_region: int = Field(48, ge=0, description="Marks go into closed regions of at least this many pixels.")
+    drop: tuple[float, float] = Field(
+        (0.0, 0.3), description="Fraction of marks dropped at the start and at the end of training (linear)."
+    )
 
 
 class LoopConfig(_Strict):

@@ -92,6 +92,7 @@ class PairDataset(Dataset):
         self.hint_count = hint_count
         self.encoding = encoding
         self.scale = scale
+        self.drop = 0.0  # share of hint marks dropped; the trainer raises it during training (HintConfig.drop)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -119,7 +120,7 @@ class PairDataset(Dataset):
             line = line[y : y + self.crop, x : x + self.crop]
         if self.flip and rng.random() < 0.5:
             color, line = color[:, ::-1], line[:, ::-1]
-        hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count)
+        hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count, drop=self.drop)
         hint_colors, mask = render_hints(hints, *line.shape)
         return {
             "input": encode_input(line, hint_colors, mask, self.encoding),

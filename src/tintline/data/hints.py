@@ -119,33 +119,67 @@ def render_hints(hints: dict, height: int, width: int, scale: float = 1.0) -> tu
 
 
 def simulate_hints(
-    color: np.ndarray, line: np.ndarray, cfg: HintConfig, rng: np.random.Generator, count: int | None = None
+    color: np.ndarray, line: np.ndarray, cfg: HintConfig, rng: np.random.Generator, count: int | None = None,
+    drop: float = 0.0,
 ) -> dict:
-    """Dots of the true local color, as a user would place them, in the hints-JSON structure (validated form).
+    """Marks of the true local color, as a user would place them, in the hints-JSON structure (validated form).
 
     color: (H, W, 3) uint8 target; line: (H, W) uint8 line art. With probability ``cfg.p_none`` (unless ``count``
-    is given) there are no hints at all: that is what lets one model colorize with and without hints. Dots go on
-    paper pixels away from lines, and take the mean color of a 3x3 patch (the user picks the color they see).
+    is given) there are no hints at all: that is what lets one model colorize with and without hints. Otherwise
+    ``count`` marks (geometric, mean ``cfg.mean_count``), each dropped with probability ``drop``. A mark is a dot
+    or, with probability ``cfg.p_stroke``, a short stroke that stays inside its region; it lies inside a closed
+    region of at least ``cfg.min_region`` pixels (so large regions get most marks), far enough from the lines not
+    to cross them, and takes the 3x3 mean color at its start plus a little noise (a user picks what they see).
     """
     if count is None:
         if rng.random() < cfg.p_none:
             return {"points": [], "strokes": []}
         count = min(cfg.max_count, int(rng.geometric(1.0 / cfg.mean_count)))  # >= 1, mean ~ mean_count
+        if drop > 0:
+            count = int(rng.binomial(count, 1.0 - drop))
+    empty: dict = {"points": [], "strokes": []}
+    if count == 0:
+        return empty
+    from .regions import label_regions
+
+    labels, n = label_regions(line)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    big = areas >= cfg.min_region
+    big[0] = False
+    # distance to the nearest ink pixel: a dot of radius r needs distance > r to stay inside its region
+    dist = cv2.distanceTransform((labels > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    candidates = big[labels] & (dist > cfg.radius[0])
+    ys, xs = np.nonzero(candidates)
+    if len(ys) == 0:
+        return empty
     h, w = line.shape
-    free = line > 200  # not on a line
-    free[:2, :] = free[-2:, :] = False
-    free[:, :2] = free[:, -2:] = False
-    ys, xs = np.nonzero(free)
-    if len(ys) == 0 or count == 0:
-        return {"points": [], "strokes": []}
     idx = rng.choice(len(ys), size=min(count, len(ys)), replace=False)
-    points = []
+    out: dict = {"points": [], "strokes": []}
     for i in idx:
         y, x = int(ys[i]), int(xs[i])
         patch = color[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3).mean(axis=0)
-        r = int(rng.integers(cfg.radius[0], cfg.radius[1] + 1))
-        points.append({"x": x, "y": y, "color": tuple(int(v + 0.5) for v in patch), "radius": r})
-    return {"points": points, "strokes": []}
+        noisy = np.clip(patch + rng.normal(0, cfg.color_noise, 3), 0, 255) if cfg.color_noise else patch
+        c = tuple(int(v + 0.5) for v in noisy)
+        r = int(min(rng.integers(cfg.radius[0], cfg.radius[1] + 1), max(1, int(dist[y, x]) - 1)))
+        if rng.random() < cfg.p_stroke:
+            # a short wobbly stroke from (x, y): steps that stay in the same region and away from the lines
+            pts = [(float(x), float(y))]
+            length = rng.uniform(*cfg.stroke_length)
+            angle = rng.uniform(0, 2 * np.pi)
+            cx, cy, walked = float(x), float(y), 0.0
+            while walked < length:
+                angle += rng.normal(0, 0.5)
+                nx, ny = cx + 4 * np.cos(angle), cy + 4 * np.sin(angle)
+                ix, iy = int(round(nx)), int(round(ny))
+                if not (0 <= ix < w and 0 <= iy < h) or labels[iy, ix] != labels[y, x] or dist[iy, ix] <= r:
+                    break
+                pts.append((nx, ny))
+                cx, cy, walked = nx, ny, walked + 4
+            if len(pts) > 1:
+                out["strokes"].append({"points": pts, "color": c, "width": float(max(1, r))})
+                continue
+        out["points"].append({"x": x, "y": y, "color": c, "radius": r})
+    return out
 
 
 def hints_to_json(hints: dict) -> dict:

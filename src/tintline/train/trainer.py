@@ -315,6 +315,9 @@ class Trainer:
                 now = time.monotonic() - start
                 if now >= budget or (t.max_steps and self.step >= t.max_steps):
                     break
+                progress = now / budget if not t.max_steps else max(now / budget, self.step / t.max_steps)
+                d0, d1 = self.cfg.hints.drop
+                self.train_set.drop = d0 + (d1 - d0) * min(1.0, progress)  # denoising schedule
                 batch = next(batches)
                 inspect = bool(t.inspect_every) and (self.step + 1) % t.inspect_every == 0
                 logs = self.train_step(batch, inspect=inspect)
@@ -333,6 +336,7 @@ class Trainer:
                         "step": self.step,
                         "elapsed": round(self.elapsed + time.monotonic() - self._mark, 2),
                         "images_per_s": round(window_images / max(dt, 1e-9), 3),
+                        "hints/drop": round(self.train_set.drop, 4),
                         **{k: round(v, 6) for k, v in logs.items()},
                     }
                     window_start, window_images = time.monotonic(), 0
