@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,10 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("train.device=cuda but no CUDA device is available")
     return torch.device(name)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
@@ -307,6 +312,9 @@ class Trainer:
         self.G.train()
         if self.D is not None:
             self.D.train()
+        # SIGTERM (kill, a job scheduler's stop) and SIGINT (Ctrl-C) both stop with a checkpoint; a background job
+        # started from a script has SIGINT ignored, so SIGTERM is the one that reaches it
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         bar = tqdm(total=int(budget), unit="s", desc="train", bar_format="{desc} {bar} {n_fmt}/{total_fmt} s {postfix}")
         window_start, window_images = time.monotonic(), 0
         last_saved = self.step
@@ -362,6 +370,7 @@ class Trainer:
                 self.save()
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             metrics_file.close()
             bar.close()
         self.elapsed_until_now(start)
