@@ -126,6 +126,7 @@ def export_generator(model: str | Path, dst: Path, half: bool = True, extra_meta
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     save_file(_plain(tensors), str(tmp), metadata={META_KEY: json.dumps({"format": FORMAT, **meta})})
+    os.chmod(tmp, 0o644)  # a file to share and install: readable by everyone
     tmp.replace(dst)
     return dst
 
