@@ -125,6 +125,17 @@ def cmd_data_report(a: argparse.Namespace) -> None:
     print(path)
 
 
+def cmd_data_classify(a: argparse.Namespace) -> None:
+    from .data.classifier import train_and_score
+    from .data.store import Store
+
+    with Store.open(a.dataset) as store:
+        r = train_and_score(store, Path(a.labels) if a.labels else None, positive=a.positive)
+    print(f"learned filter trained on {r['examples']} examples ({r['positives']} positive) from {r['source']};"
+          f" training accuracy {r['train_accuracy']:.1%}; scored {r['scored']} images. Use it with"
+          f" 'tintline data build {a.dataset}' after setting min_clf_score in dataset.yaml.")
+
+
 def cmd_data_export(a: argparse.Namespace) -> None:
     from .data.export import export_shards
     from .data.store import Store
@@ -295,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("-o", "--out", help="HTML file to write (default DATASET/report/index.html)")
     s.set_defaults(func=cmd_data_report)
+
+    s = dsub.add_parser("classify", help="train the optional learned filter and store a score per image")
+    s.add_argument("dataset")
+    s.add_argument("--labels", help="folder with one sub-folder per label (default: learn from the manifest's"
+                                    " own accept/reject decisions)")
+    s.add_argument("--positive", default="keep", help="the label (sub-folder) to keep (default: keep)")
+    s.set_defaults(func=cmd_data_classify)
 
     s = dsub.add_parser("export", help="write accepted pairs as WebDataset tar shards for streaming")
     s.add_argument("dataset")

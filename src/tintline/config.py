@@ -59,7 +59,7 @@ class DataConfig(_Strict):
         0.005, ge=0, le=1, description="Filter blank: reject images whose non-paper share of the canvas is below this."
     )
     max_aspect: float = Field(
-        4.0, ge=1, description="Filter aspect: reject subjects (margins trimmed) whose long side / short side exceeds "
+        4.5, ge=1, description="Filter aspect: reject subjects (margins trimmed) whose long side / short side exceeds "
         "this (banners, rules, borders).",
     )
     min_subject_frac: float = Field(
@@ -77,22 +77,32 @@ class DataConfig(_Strict):
         "known placeholder (a placeholder badge found anywhere in the drawing is rejected too).",
     )
     max_text_frac: float = Field(
-        0.5, ge=0, le=1, description="Filter text: reject when more than this share of the dark ink is text-like "
-        "(rows of character-sized shapes).",
+        0.5, ge=0, le=1, description="Filter text: reject when more than this share of the drawing lies in text-like "
+        "rows of dark letter- or word-sized shapes (diagrams of words, font samples, captions alone).",
     )
     max_ink: float = Field(
-        0.3, ge=0, le=1, description="Filter entangled: reject when more than this share of the subject is ink in a "
+        0.38, ge=0, le=1, description="Filter entangled: reject when more than this share of the subject is ink in a "
         "reference line-art extraction (too dense to learn from).",
     )
     max_fragments: float = Field(
-        60.0, ge=0, description="Filter entangled: reject when the reference line art breaks into more than this many "
+        55.0, ge=0, description="Filter entangled: reject when the reference line art breaks into more than this many "
         "pieces per 10,000 pixels of subject (hatching, noise, tiny detail).",
+    )
+    min_clf_score: float = Field(
+        0.0, ge=0, le=1, description="Filter classifier: reject images whose learned-filter score (tintline data "
+        "classify) is below this; 0 turns the filter off. Images without a score pass.",
     )
     disabled_filters: list[str] = Field(
         default_factory=list, description="Names of per-image filters to skip (e.g. [text, entangled])."
     )
     near_dup_bits: int = Field(
-        10, ge=0, le=64, description="Images whose 128-bit dHashes differ in at most this many bits are duplicates."
+        16, ge=0, le=128, description="Near-duplicates: candidates whose 128-bit dHashes (of the subjects, margins "
+        "trimmed) differ in at most this many bits; see near_dup_diff. Each group keeps its largest image.",
+    )
+    near_dup_diff: float = Field(
+        3.0, ge=0, description="Near-duplicates: candidates whose 8x8 CIELAB thumbnails differ by at most this much "
+        "(mean absolute difference, 0-255 scale): resized or re-encoded copies are about 1-2 apart; same-layout "
+        "images in other colors (flags) or with another symbol (signs) much more.",
     )
     balance: int = Field(
         0, ge=0, description="Keep at most this many accepted images per tag (the rest: reason balance-cap, chosen "
@@ -118,7 +128,8 @@ class DataConfig(_Strict):
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
         # the registries live in data/lineart.py and data/clean.py (no cv2 here); tests check these names match them
         styles = ("xdog", "adaptive", "edges", "alpha")
-        filters = ("too-small", "blank", "aspect", "subject-too-small", "placeholder", "no-color", "text", "entangled")
+        filters = ("too-small", "blank", "aspect", "subject-too-small", "placeholder", "no-color", "text", "entangled",
+                   "classifier")
         unknown = sorted(set(self.line_styles) - set(styles))
         if unknown:
             raise ValueError(f"unknown line styles {unknown}; known: {', '.join(styles)}")

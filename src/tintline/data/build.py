@@ -2,13 +2,16 @@
 
 Stages (each resumable, each recorded in the manifest):
 
-1. **measure + pairs** (parallel; only rows never measured or measured by an older :data:`MEASURE_VERSION`, and
-   accepted rows whose pair files were made with other settings): decode with bounds, measure
-   (:func:`~tintline.data.clean.measure_all`), and for images that pass the per-image filters write the color
-   target and the line art (a style chosen per sample, or the given line art of ``import-pairs``). Results are
+1. **measure + pairs** (parallel; only rows never measured or measured by an older :data:`MEASURE_VERSION`,
+   rows whose detailed measurements were skipped but are now needed, and accepted rows whose pair files were made
+   with other settings): decode with bounds, measure (:func:`~tintline.data.clean.measure_all`; the detailed
+   measurements only for images that pass the cheap filters), and for images that pass the per-image filters
+   write the color target and the line art (a style chosen per sample, or the given line art of
+   ``import-pairs``). Results are
    committed in small batches, so a kill loses at most one batch of work.
 2. **decide** (cheap, every row): apply the per-image filters to the stored measurements.
-3. **near-duplicates**: group by dHash distance; keep the largest image of each group, reject the others.
+3. **near-duplicates**: group by dHash and color-signature distance around the largest image (leader
+   clustering, so no chain of small differences joins unrelated images); keep it, reject the others.
 4. **split**: one split per group, stable once assigned; new groups are assigned within their top-level tag so
    each tag meets the 70/20/10 fractions, in the order of a hash of the representative (deterministic by content).
    Near-duplicates never straddle splits.
@@ -20,29 +23,35 @@ Stages 2-5 run in one transaction, so a kill leaves either the old decisions or 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
 from functools import lru_cache
 from multiprocessing import get_context
+from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from ..config import DataConfig
 from .clean import (
+    MEASURE_SIZE,
     MEASURE_VERSION,
     TEXT_SIDE,
     Measures,
     content_box,
     decide,
-    hamming_groups,
     letterbox,
     measure_all,
+    near_duplicate_groups,
+    needs_detail,
     scaled_subject,
 )
-from .imageio import BadImage, Limits, read_image_file, save_png, to_rgba
+from .imageio import BadImage, Limits, read_image_file, to_rgba
 from .lineart import LINEART_VERSION, choose_style, make_lineart, normalize_input
 from .store import Store
 
@@ -67,8 +76,6 @@ def _config(cfg_json: str) -> DataConfig:
 
 def _given_line(path: str, shape: tuple[int, int], box, size: int, limits: Limits) -> np.ndarray:
     """A user's line art for this image, normalized like inference input, aligned to the color's crop."""
-    import cv2
-
     line = normalize_input(read_image_file(path, limits))
     h, w = shape
     if line.shape != (h, w):
@@ -77,13 +84,23 @@ def _given_line(path: str, shape: tuple[int, int], box, size: int, limits: Limit
     return letterbox(line, box, size, 255)
 
 
+def _save_png(arr: np.ndarray, path: str) -> None:
+    """Atomic PNG write like imageio.save_png, encoded in memory and written at once (PIL's many small writes to a
+    file cost about as much as the encoding itself)."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(p)
+
+
 def _flatten(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(H, W, 4) uint8 -> (rgb (H, W, 3) uint8 on white, alpha (H, W) uint8 or None when fully opaque).
 
     The same numbers as imageio.composite_on_white, with OpenCV's vectorized saturating arithmetic (several times
     faster on the large pages of clip-art corpora)."""
-    import cv2
-
     rgb = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
     alpha = cv2.extractChannel(rgba, 3)
     if cv2.minMaxLoc(alpha)[0] == 255:
@@ -107,13 +124,16 @@ def _work(task: tuple) -> dict:
         return {"sha": sha, "bad": ("unreadable", str(e)[:120])}
     box = content_box(rgb)
     sub = scaled_subject(rgb, box, TEXT_SIDE) if box is not None else None  # the subject, long side <= 512
-    m = measure_all(rgb, alpha, cfg.color_chroma, box, sub)
+    # the pair's color: from the scaled subject when it is big enough, else from the full-resolution crop
+    small = sub is not None and cfg.size <= TEXT_SIDE
+    color = letterbox(sub, None, cfg.size, 255) if small else None
+    m = measure_all(rgb, alpha, cfg.color_chroma, box, sub, canvas=color if cfg.size == MEASURE_SIZE else None,
+                    cfg=cfg)
     out: dict = {"sha": sha, "m": asdict(m)}
     if decide(m, cfg) is not None:
         return out
-    # the pair: from the scaled subject when it is big enough, else from the full-resolution crop
-    small = sub is not None and cfg.size <= TEXT_SIDE
-    color = letterbox(sub, None, cfg.size, 255) if small else letterbox(rgb, box, cfg.size, 255)
+    if color is None:
+        color = letterbox(rgb, box, cfg.size, 255)
     if given:
         line_sha, line_src = given
         try:
@@ -131,15 +151,13 @@ def _work(task: tuple) -> dict:
                 letterbox(alpha, box, cfg.size, 0)
         line = make_lineart(color, a, style, p)
         params = {"style": style, **p}
-    save_png(color, color_path)
-    save_png(line, line_path)
+    _save_png(color, color_path)
+    _save_png(line, line_path)
     out.update(line_params=params, pair_size=cfg.size, pair_key=key)
     return out
 
 
 def _init_worker() -> None:
-    import cv2
-
     cv2.setNumThreads(1)
 
 
@@ -148,6 +166,7 @@ def _tasks(store: Store, cfg: DataConfig) -> list[tuple]:
     rows = store.db.execute(
         "SELECT i.sha256, i.ext, l.line_sha, l.line_ext FROM images i LEFT JOIN lines l ON l.sha256 = i.sha256"
         " WHERE i.ext != '' AND (i.analyzed = 0 OR (i.dhash IS NOT NULL AND i.measure_v < ?) OR"
+        " (i.status = 'pending' AND i.dhash IS NOT NULL) OR"
         " (i.status = 'accepted' AND (i.pair_key IS NULL OR i.pair_key != ?))) ORDER BY i.id",
         (MEASURE_VERSION, key),
     ).fetchall()
@@ -170,7 +189,8 @@ def _run(tasks: list[tuple], workers: int) -> Iterator[dict]:
         yield from pool.imap_unordered(_work, tasks, chunksize=4)
 
 
-_MEASURE_COLS = [c for c in Measures.columns() if c not in ("width", "height")]
+# written by the worker; clf_score belongs to `tintline data classify` and survives re-measuring
+_MEASURE_COLS = [c for c in Measures.columns() if c not in ("width", "height", "clf_score")]
 
 
 def _store_result(store: Store, res: dict) -> None:
@@ -207,7 +227,11 @@ def _decide_all(store: Store, cfg: DataConfig) -> None:
     ).fetchall()
     updates = []
     for r in rows:
-        verdict = decide(Measures.from_row(r), cfg)
+        m = Measures.from_row(r)
+        if needs_detail(m, cfg):  # a threshold change lets it past the cheap filters: measure it in full
+            updates.append(("pending", None, None, r["sha256"]))
+            continue
+        verdict = decide(m, cfg)
         if verdict is None and r["line_sha"] and r["line_params"] and '"error"' in r["line_params"]:
             err = json.loads(r["line_params"])["error"]
             verdict = (err[0], err[1])
@@ -227,16 +251,19 @@ def _assign_split(counts: dict[str, int], fractions: tuple[float, float, float])
 
 def _dedup_split_balance(store: Store, cfg: DataConfig) -> None:
     rows = store.db.execute(
-        "SELECT id, sha256, dhash, width, height, split FROM images WHERE status='accepted' ORDER BY id"
+        "SELECT id, sha256, dhash, color_sig, width, height, split FROM images WHERE status='accepted' ORDER BY id"
     ).fetchall()
-    roots = hamming_groups([r["dhash"] for r in rows], cfg.near_dup_bits)
+    # representatives: the largest image first, ties by the earliest id
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i]["width"] * rows[i]["height"], rows[i]["id"]))
+    reps = near_duplicate_groups([r["dhash"] for r in rows], [r["color_sig"] for r in rows], order,
+                                 cfg.near_dup_bits, cfg.near_dup_diff)
     members_of: dict[int, list] = {}
-    for r, root in zip(rows, roots, strict=True):
-        members_of.setdefault(root, []).append(r)
+    for r, rep_i in zip(rows, reps, strict=True):
+        members_of.setdefault(rep_i, []).append(r)
     first_tag = store.first_tags()
     groups = []  # (rep, members, stratum, split or None)
-    for members in members_of.values():
-        rep = max(members, key=lambda r: (r["width"] * r["height"], -r["id"]))  # the largest, ties: earliest
+    for rep_i, members in members_of.items():
+        rep = rows[rep_i]
         known = [r["split"] for r in members if r["split"]]
         split = max(sorted(set(known)), key=known.count) if known else None  # stable: a group keeps its split
         groups.append([rep, members, first_tag.get(rep["sha256"], ""), split])

@@ -88,6 +88,7 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ink", "REAL"),  # ink share of the subject in the reference line art
     ("fragments", "REAL"),  # reference line-art components per 10k px of subject
     ("alpha_frac", "REAL"),  # share of (partly) transparent source pixels
+    ("color_sig", "TEXT"),  # 8x8 CIELAB thumbnail of the subject (near-duplicate check beside the dHash)
     ("measure_v", "INTEGER NOT NULL DEFAULT 0"),  # measurement version the row was measured with (clean.py)
     ("pair_key", "TEXT"),  # key of the pair settings (size, styles, seed) the pair files were made with
     ("clf_score", "REAL"),  # learned filter score (tintline data classify), NULL when not scored
