@@ -403,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; work done so far is saved, run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `tintline data list DS | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, FileNotFoundError) as e:
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         print(f"error: {msg}", file=sys.stderr)
