@@ -31,20 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _children_cpu() -> float:
+def _childrencpu_model() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
@@ -53,9 +45,9 @@ def run(args: list[str]) -> dict:
     """Run ``tintline ARGS`` as a process; wall time, CPU time (it and its workers), load before, last line."""
     cmd = [sys.executable, "-m", "tintline.cli", *args]
     load = os.getloadavg()[0]
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    cpu0, t0 = _childrencpu_model(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    wall, cpu = time.perf_counter() - t0, _childrencpu_model() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}")
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -98,7 +90,7 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     imp, build, rebuild = steps
     raw_to_pairs = imp["wall_s"] + build["wall_s"]
-    machine = (f"{os.cpu_count()} CPU cores ({_cpu()}), {platform.system()} {platform.release()}, "
+    machine = (f"{os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()} {platform.release()}, "
                f"Python {platform.python_version()}")
     rows = [f"| `{s['command'].replace(str(ds), 'DATASET')}` | {s['wall_s']:.1f} | {s['cpu_s']:.1f} |"
             f" {s['cores_busy']:.2f} | {s['load_before']:.2f} |" for s in steps]

@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 from PIL import Image
 
 
@@ -59,16 +60,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -23,18 +22,9 @@ import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def throughput(recipe: str, dataset: Path, seconds: float, size: int) -> dict:
@@ -100,7 +90,8 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
     a = ap.parse_args()
     torch.manual_seed(0)
-    machine = f"{os.cpu_count()} CPU cores ({_cpu()}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = f"{os.cpu_count()} CPU cores ({cpu_model()}), torch {torch.__version__},"
+    machine += f" {torch.get_num_threads()} threads"
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     rows = []
     for recipe in ("pix2pix.yaml", "default.yaml"):
