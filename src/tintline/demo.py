@@ -28,7 +28,6 @@ from .monitor.images import tile
 from .monitor.runlog import read_metrics
 from .train.trainer import train
 
-
 EVAL_IMAGES = 100  # enough for stable means; the full split with `tintline eval` takes ~3x longer
 
 
