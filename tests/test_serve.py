@@ -441,3 +441,20 @@ def test_fuzz_random_hints_never_5xx(client, hints):
 def test_fuzz_image_headers_never_5xx(client, prefix, tail):
     r = colorize(client, prefix + tail)
     assert r.status_code < 500, r.text
+
+
+def test_no_model_named_serves_the_shipped_model_first_then_the_baselines():
+    from tintline.inference import default_model
+
+    assert default_model() is not None, "the package ships a default model"
+    app = create_app()
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        m = c.get("/api/models").json()
+        names = [x["name"] for x in m["models"]]
+        assert names[1:] == ["region-fill", "white"] and m["default"] == names[0]
+        line = np.full((64, 96), 255, np.uint8)
+        line[10:50, 20] = line[10:50, 70] = line[10, 20:71] = line[49, 20:71] = 0
+        buf = io.BytesIO()
+        Image.fromarray(line).save(buf, format="PNG")
+        r = c.post("/api/colorize", files={"image": ("x.png", buf.getvalue(), "image/png")})
+        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (96, 64)

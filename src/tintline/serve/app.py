@@ -100,8 +100,9 @@ def resolve_models(models: Sequence[Any] | Mapping[str, Any] | None, device: str
         if not specs:
             shipped = default_model()
             if shipped is not None:
-                specs = [shipped]
-                notes.append(f"no model given: serving the shipped model {shipped}")
+                specs = [shipped, *FALLBACK_BASELINES]  # the learned default first, the baselines to compare
+                notes.append(f"no model given: serving the shipped model {shipped} and the baselines "
+                             + " and ".join(FALLBACK_BASELINES))
             else:
                 specs = list(FALLBACK_BASELINES)
                 notes.append("no trained model given (and none is shipped): offering the baselines "
