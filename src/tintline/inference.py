@@ -33,8 +33,9 @@ class Colorizer:
         self.net, self.meta = load_generator(model, self.device)
         self.multiple = int(getattr(self.net, "multiple", 1))
         self.encoding = self.meta.get("hint_encoding", "sparse")
-        # default working size: twice the training image size covers typical inputs without shrinking much
-        self.max_side = max_side or 2 * int(self.meta.get("image_size", 256))
+        # default working size: the training image size. The network then sees lines as thick as in training, and
+        # larger inputs cost no more (the colors are upscaled, the full-resolution ink is multiplied back on top)
+        self.max_side = max_side or int(self.meta.get("image_size", 256))
 
     @torch.no_grad()
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None) -> np.ndarray:

@@ -96,12 +96,15 @@ def read_image_file(path: str | Path, limits: Limits = Limits()) -> Image.Image:
     return decode_image(p.read_bytes(), limits)
 
 
-def composite_on_white(img: Image.Image) -> np.ndarray:
-    """RGBA image -> (H, W, 3) uint8 RGB with transparency flattened onto white."""
-    arr = np.asarray(to_rgba(img), dtype=np.float32)
-    alpha = arr[..., 3:4] / 255.0
-    rgb = arr[..., :3] * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+def composite_on_white(img: Image.Image | np.ndarray) -> np.ndarray:
+    """RGBA image (or (H, W, 4) uint8 array) -> (H, W, 3) uint8 RGB with transparency flattened onto white."""
+    arr = img if isinstance(img, np.ndarray) else np.asarray(to_rgba(img))
+    rgb, alpha = arr[..., :3], arr[..., 3:4]
+    if alpha.min() == 255:  # opaque (most line art): nothing to blend
+        return np.ascontiguousarray(rgb)
+    # integer blend, rounded: rgb * a/255 + 255 * (1 - a/255)
+    a = alpha.astype(np.uint32)
+    return ((rgb.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 def save_png(arr: np.ndarray, path: str | Path) -> None:
