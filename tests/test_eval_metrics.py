@@ -89,3 +89,23 @@ def test_pixel_metrics_known_values():
     assert chroma(gray) < 0.01 and chroma(np.full((4, 4, 3), (255, 0, 0), np.uint8)) > 50
     with pytest.raises(ValueError, match="shape mismatch"):
         all_metrics(a, a[:4])
+
+
+def test_failure_table_groups_by_style_complexity_and_subject_size():
+    from tintline.evaluate.run import failure_table
+
+    recs, attrs = [], {}
+    for i in range(6):
+        sha = f"s{i}"
+        # ΔE00 grows with the number of regions; styles alternate
+        recs.append({"sha256": sha, "results": {"0": {"delta_e00": float(10 * (i + 1)), "region_acc": 1.0 / (i + 1),
+                                                      "regions": i + 1}}})
+        attrs[sha] = {"style": "xdog" if i % 2 else "edges", "subject": 0.1 * (i + 1)}
+    rows = {(g, lab.split(" ")[0]): (n, d) for g, lab, n, d, _ in failure_table(recs, attrs, 0)}
+    assert rows[("line-art style", "xdog")] == (3, pytest.approx((20 + 40 + 60) / 3))
+    assert rows[("line-art style", "edges")] == (3, pytest.approx((10 + 30 + 50) / 3))
+    lo = rows[("complexity (closed regions)", "low")]
+    hi = rows[("complexity (closed regions)", "high")]
+    assert lo[0] + rows[("complexity (closed regions)", "middle")][0] + hi[0] == 6
+    assert lo[1] < hi[1]  # the simplest drawings fail least here
+    assert ("subject size (canvas share)", "high") in rows

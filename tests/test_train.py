@@ -139,7 +139,7 @@ def test_eval_writes_metrics_and_html(run_dir, built_dataset, tmp_path):
     fill = report["models"]["region-fill"]["summary"]
     assert fill["8"]["hint_adherence"] > 0.9  # region fill honours every hint it can
     html = (out / "index.html").read_text()
-    assert "<table>" in html and "worst_delta_e00.png" in html
+    assert "<table>" in html and "worst_delta_e00.png" in html and "Failure statistics" in html
     assert Image.open(out / "samples.png").size[0] > 64
 
 

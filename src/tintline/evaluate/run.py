@@ -71,6 +71,44 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def image_attributes(dataset: Path, shas: list[str]) -> dict[str, dict]:
+    """sha256 -> {"style": line-art extractor, "subject": share of the canvas with content} from the manifest."""
+    out: dict[str, dict] = {}
+    with Store.open(dataset) as store:
+        for r in store.db.execute("SELECT sha256, line_params, content_frac FROM images WHERE status='accepted'"):
+            try:
+                params = json.loads(r["line_params"] or "{}")
+                style = params.get("style") or params.get("extractor") or "unknown"
+            except (json.JSONDecodeError, AttributeError):
+                style = "unknown"
+            out[r["sha256"]] = {"style": str(style), "subject": r["content_frac"]}
+    return {s: out.get(s, {"style": "unknown", "subject": None}) for s in shas}
+
+
+def failure_table(records: list[dict], attrs: dict[str, dict], count: int) -> list[list]:
+    """Mean ΔE00 and region accuracy per line-art style, per complexity tercile (number of closed regions) and per
+    subject-size tercile: where the model fails, not just how much."""
+    rows: list[list] = []
+
+    def add(group: str, label: str, sub: list[dict]) -> None:
+        if sub:
+            rows.append([group, label, len(sub), _mean([r["results"][str(count)]["delta_e00"] for r in sub]),
+                         _mean([r["results"][str(count)]["region_acc"] for r in sub])])
+
+    for style in sorted({attrs[r["sha256"]]["style"] for r in records}):
+        add("line-art style", style, [r for r in records if attrs[r["sha256"]]["style"] == style])
+    for group, key in (("complexity (closed regions)", lambda r: r["results"][str(count)]["regions"]),
+                       ("subject size (canvas share)", lambda r: attrs[r["sha256"]]["subject"])):
+        vals = [(key(r), r) for r in records if key(r) is not None]
+        if len(vals) < 3:
+            continue
+        a, b = np.quantile([v for v, _ in vals], [1 / 3, 2 / 3])
+        add(group, f"low (≤ {a:.3g})", [r for v, r in vals if v <= a])
+        add(group, f"middle ({a:.3g}–{b:.3g}]", [r for v, r in vals if a < v <= b])
+        add(group, f"high (> {b:.3g})", [r for v, r in vals if v > b])
+    return rows
+
+
 def load_cases(dataset: Path, split: str, limit: int, gaps: bool, seed: int) -> list[Case]:
     with Store.open(dataset) as store:
         entries = store.entries(split)
@@ -265,6 +303,12 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, c
     parts += [f"<h2>Per tag ({esc(first)})</h2>",
               table(["tag", "images", f"ΔE00 @{counts[0]}", f"region acc @{counts[0]}",
                      f"ΔE00 @{counts[-1]}", f"region acc @{counts[-1]}"], tag_rows)]
+    attrs = image_attributes(Path(report["dataset"]), [r["sha256"] for r in models[first]["per_image"]])
+    for c in dict.fromkeys((counts[0], counts[-1])):
+        parts += [f"<h2>Failure statistics ({esc(first)}, {c} hints)</h2>",
+                  table(["by", "group", "images", "ΔE00 ↓", "region acc ↑"],
+                        [[g, lab, n, _fmt(d), _fmt(a)] for g, lab, n, d, a in
+                         failure_table(models[first]["per_image"], attrs, c)])]
     # distributions
     parts.append("<h2>Distribution of per-image ΔE00 (no hints)</h2>")
     bins = np.linspace(0, 40, 21)
