@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..config import HintConfig
 from ..errors import UserError
+from .regions import label_regions
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_HINT_ITEMS = 10_000
@@ -140,8 +141,6 @@ def simulate_hints(
     empty: dict = {"points": [], "strokes": []}
     if count == 0:
         return empty
-    from .regions import label_regions
-
     labels, n = label_regions(line)
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     big = areas >= cfg.min_region
