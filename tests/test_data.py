@@ -165,3 +165,36 @@ def test_kill_during_build_then_rerun_finishes_consistently(tmp_path):
         for e in b.entries("train"):
             assert e.color_path.exists() and e.line_path.exists()
     assert not list(victim.rglob("*.tmp"))
+
+
+def test_import_with_swapped_arguments_fails_cleanly_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """`data import openclipart DATASET` (arguments swapped) once created a dataset called ./openclipart, which the
+    next, correct, command then imported as an image folder instead of the built-in corpus."""
+    from tintline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "import", "openclipart", "no/such/dir"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "openclipart").exists()  # the bad SOURCE was caught before DATASET was created
+    Store.create(tmp_path / "ds").close()
+    with pytest.raises(DatasetError, match="is a tintline dataset"):
+        import_source(Store.create(tmp_path / "other"), str(tmp_path / "ds"))
+
+
+def test_epoch_sampler_is_deterministic_sharded_and_resumable():
+    from itertools import islice
+
+    from tintline.data.dataset import EpochSampler
+
+    s = EpochSampler(10, batch_size=2, seed=3)
+    keys = list(islice(iter(s), 20))  # two epochs of 5 batches
+    assert keys == list(islice(iter(EpochSampler(10, 2, seed=3)), 20))
+    assert sorted(i for e, i in keys[:10]) == list(range(10)) and {e for e, _ in keys[10:]} == {1}
+    assert [i for _, i in keys[:10]] != [i for _, i in keys[10:]]  # a new order every epoch
+    # resuming at batch 3 continues exactly where the uninterrupted order is
+    assert list(islice(iter(EpochSampler(10, 2, seed=3, start_batch=3)), 14)) == keys[6:20]
+    # two ranks: disjoint halves of each epoch, whole batches only (10 // 2 = 5 per rank -> 2 batches of 2)
+    r0, r1 = (list(islice(iter(EpochSampler(10, 2, seed=3, rank=r, world=2)), 4)) for r in (0, 1))
+    assert not {i for _, i in r0} & {i for _, i in r1}
+    with pytest.raises(ValueError, match="too few"):
+        EpochSampler(3, batch_size=2, world=2)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -96,16 +98,45 @@ def test_colorize_loads_run_dir_any_size(run_dir, tmp_path):
     assert Image.open(out / "in.png").mode == "RGB"
 
 
-def test_resume_continues_the_step_count(built_dataset, tmp_path):
-    run = tmp_path / "r"
-    assert _train(built_dataset, run, "--max-steps", "2") == 0
-    first = load_file(str(run / "checkpoints" / "step_00000002" / "generator.safetensors"))
-    assert _train(built_dataset, run, "--max-steps", "4", "--resume") == 0
-    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+def _losses(run: Path) -> dict[int, dict[str, float]]:
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"final"' not in x]
-    assert [r["step"] for r in recs] == [1, 2, 3, 4]
-    later = load_file(str(run / "checkpoints" / "step_00000004" / "generator.safetensors"))
-    assert any(not (first[k] == later[k]).all() for k in first), "resumed training did not change the weights"
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith(("loss/", "d/"))} for r in recs}
+
+
+def test_killed_run_resumes_exactly_same_losses_and_weights(built_dataset, tmp_path):
+    """A run killed with SIGKILL mid-way and resumed logs exactly the losses of one that was never stopped and
+    ends with the same weights: weights, optimizers, EMA, RNG, data order, each sample's crop and hints and the hint
+    drop schedule all continue from the checkpoint; the steps the killed process logged after its last checkpoint
+    are redone and kept once."""
+    steps = ["--max-steps", "40", "--set", "train.ckpt_every=5", "--set", "train.sample_every=10",
+             "--set", "train.inspect_every=0"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _train(built_dataset, whole, *steps) == 0
+    cmd = [sys.executable, "-m", "tintline.cli", "train", str(built_dataset), str(killed)]
+    for s in TINY:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd + steps, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = metrics.read_text().splitlines() if metrics.is_file() else []
+        if lines and json.loads(lines[-1])["step"] >= 12:
+            proc.kill()  # SIGKILL: no handler runs, nothing is saved
+            break
+        time.sleep(0.01)
+    assert proc.wait(timeout=60) == -9, "the run finished before it could be killed"
+    at_kill = _losses(killed)
+    last_ckpt = int((killed / "checkpoints" / "latest").read_text().strip().split("_")[1])
+    assert last_ckpt < 40 and max(at_kill) >= 12
+    assert _train(built_dataset, killed, *steps, "--resume") == 0
+    a, b = _losses(whole), _losses(killed)
+    assert sorted(b) == list(range(1, 41))  # every step once
+    assert a == b
+    ref = load_file(str(whole / "checkpoints" / "step_00000040" / "generator.safetensors"))
+    out = load_file(str(killed / "checkpoints" / "step_00000040" / "generator.safetensors"))
+    assert all(torch.equal(ref[k], out[k]) for k in ref)
+    ref_ema = load_file(str(whole / "model.safetensors"))
+    assert all(torch.equal(v, load_file(str(killed / "model.safetensors"))[k]) for k, v in ref_ema.items())
 
 
 def test_new_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(built_dataset, run_dir, tmp_path, capsys):
@@ -127,10 +158,13 @@ def test_l1_only_baseline_trains_without_discriminator(built_dataset, tmp_path):
 def test_eval_writes_metrics_and_html(run_dir, built_dataset, tmp_path):
     out = tmp_path / "report"
     assert main(["eval", str(run_dir), str(built_dataset), "--split", "test", "-o", str(out),
-                 "--baseline", "white", "--baseline", "region-fill", "--baseline", "mean-color"]) == 0
+                 "--baseline", "white", "--baseline", "region-fill", "--baseline", "mean-color",
+                 "--baseline", f"pix2pix={run_dir / 'model.safetensors'}"]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["images"] >= 1 and report["hint_counts"] == [0, 8]
-    assert set(report["models"]) == {str(run_dir), "white", "region-fill", "mean-color"}
+    # a trained baseline (LABEL=MODEL) is reported under its label: here the same weights as the model itself
+    assert set(report["models"]) == {str(run_dir), "white", "region-fill", "mean-color", "pix2pix"}
+    assert report["models"]["pix2pix"]["summary"] == report["models"][str(run_dir)]["summary"]
     for m in report["models"].values():
         assert set(m["summary"]["0"]) >= {"psnr", "ssim", "delta_e00", "chroma", "region_acc", "hint_adherence"}
         assert len(m["per_image"]) == report["images"]
@@ -220,6 +254,7 @@ def test_load_generator_refuses_non_tintline_files(tmp_path):
         (["data", "import", "DS", "/no/such/folder"], "no such folder or built-in corpus"),
         (["train", "DS", "RUN", "--set", "train.batch_size=0"], "batch_size"),
         (["train", "DS", "RUN", "--set", "nosuch.field=1"], "nosuch"),
+        (["eval", "DS", "-o", "r", "--baseline", "bogus"], "--baseline bogus"),
     ],
 )
 def test_cli_bad_input_one_line_error(args, message, tmp_path, monkeypatch):
@@ -253,3 +288,48 @@ def test_viz_serves_tensorboard_on_loopback(run_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_init_from_loads_weights_freezes_the_encoder_and_lowers_the_learning_rate(run_dir, built_dataset, tmp_path):
+    run = tmp_path / "ft"
+    assert _train(built_dataset, run, "--max-steps", "2", "--init-from", str(run_dir), "--freeze-encoder", "2") == 0
+    src = load_file(str(run_dir / "model.safetensors"))  # what --init-from RUN loads: the run's (EMA) model
+    out = load_file(str(run / "checkpoints" / "step_00000002" / "generator.safetensors"))
+    frozen = [k for k in src if k.startswith(("down.0.", "down.1."))]
+    # the frozen levels did not move, batch-norm statistics included (frozen layers stay in eval mode)
+    assert frozen and all(torch.equal(src[k], out[k]) for k in frozen)
+    assert any(not torch.equal(src[k], out[k]) for k in src if k.startswith("up."))  # the rest trained
+    rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["lr/g0"] == pytest.approx(5e-4 * 0.1)  # default lr_g x finetune_lr_scale
+    assert read_meta(run / "model.safetensors")["init_from"].endswith("model.safetensors")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--freeze-encoder", "1"], "needs --init-from"),
+    (["--init-from", "no/such/model"], "model not found"),
+    (["--precision", "16-mixed"], "needs a GPU"),
+])
+def test_training_flags_bad_input(args, message, built_dataset, tmp_path, capsys):
+    assert _train(built_dataset, tmp_path / "r", "--max-steps", "1", *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ddp_on_cpu_two_processes_stay_in_sync(built_dataset, tmp_path):
+    """`--devices 2` on CPU: Lightning Fabric starts a second process (gloo); both train on their own shard of each
+    epoch and end with the same weights."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "tintline.cli", "train", str(built_dataset), str(run), "--devices", "2",
+           "--max-steps", "3"]
+    for s in TINY:
+        cmd += ["--set", s]
+    cmd += ["--set", "train.batch_size=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    final = recs[-1]
+    assert final["final"] and final["world_size"] == 2
+    assert final["ddp/param_spread"] == 0.0  # the ranks hold identical weights
+    assert [r["step"] for r in recs if "ddp/param_spread" in r and not r.get("final")] == [2]
+    assert all(r["ddp/param_spread"] == 0.0 for r in recs if "ddp/param_spread" in r)
+    assert read_meta(run / "model.safetensors")["world_size"] == 2
+    assert proc.stdout.count("trained to step 3") == 1  # rank 0 reports, rank 1 stays quiet

@@ -18,9 +18,10 @@ from .errors import UserError
 
 
 def cmd_data_import(a: argparse.Namespace) -> None:
-    from .data.sources import import_source
+    from .data.sources import import_source, resolve_source
     from .data.store import Store
 
+    resolve_source(a.source)  # a bad SOURCE fails before DATASET is created, so no empty dataset is left behind
     with Store.create(a.dataset) as store:
         stats = import_source(store, a.source, extra_tags=a.tag)
         print(f"imported {a.source}: {stats['new']} new, {stats['known']} already stored ({stats['seen']} files)")
@@ -95,6 +96,9 @@ def cmd_data_import_pairs(a: argparse.Namespace) -> None:
     from .data.sources import import_pairs
     from .data.store import Store
 
+    for folder in (a.lines_dir, a.colors_dir):  # checked before DATASET is created (no empty dataset left behind)
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder} is not a folder")
     with Store.create(a.dataset) as store:
         st = import_pairs(store, a.lines_dir, a.colors_dir, extra_tags=a.tag)
     print(f"imported {st['pairs']} line/color pairs ({st['new']} new images, {st['changed']} with new line art);"
@@ -150,7 +154,7 @@ def cmd_data_export(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    from .config import load_train_config
+    from .config import build_config, load_train_config
     from .train.trainer import train
 
     overrides = list(a.set or [])
@@ -163,7 +167,13 @@ def cmd_train(a: argparse.Namespace) -> None:
     if a.resume and not config and saved.is_file():
         config = saved  # a resumed run keeps its own recipe; --set and --minutes still apply
     cfg = load_train_config(config, overrides)
+    flags = {k: getattr(a, k) for k in ("init_from", "freeze_encoder", "devices", "precision")
+             if getattr(a, k) is not None}
+    if flags:  # validated like every other field (a path stays a string: not parsed as YAML)
+        cfg = build_config(type(cfg), cfg.model_dump(mode="json"), {"train": flags}, where="command line")
     result = train(cfg, Path(a.dataset), Path(a.run_dir), resume=a.resume)
+    if result.get("rank", 0) != 0:
+        return  # DDP: the other processes finish quietly; rank 0 reports
     print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint: {result['checkpoint']}")
 
 
@@ -204,6 +214,9 @@ def cmd_eval(a: argparse.Namespace) -> None:
         return
     if not a.out:
         raise UserError("-o/--out REPORT_DIR is required")
+    for b in a.baseline or ():
+        if b not in ("white", "region-fill", "mean-color") and "=" not in b:
+            raise UserError(f"--baseline {b}: expected white, region-fill, mean-color or LABEL=MODEL")
     report = evaluate(model, Path(dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device,
                       baselines=tuple(a.baseline or ()), hint_curve=a.hint_curve, gaps=a.gaps,
                       predictions=Path(a.predictions) if a.predictions else None, compare=compare)
@@ -330,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, help="wall-clock budget (overrides train.minutes)")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
     s.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    s.add_argument("--init-from", metavar="MODEL",
+                   help="transfer learning: start from this model file or run (learning rates x finetune_lr_scale)")
+    s.add_argument("--freeze-encoder", type=int, metavar="N",
+                   help="with --init-from: freeze the first N encoder levels")
+    s.add_argument("--devices", type=int, help="processes (CPU) or GPUs; above 1 trains with DDP (train.devices)")
+    s.add_argument("--precision", choices=["32-true", "16-mixed", "bf16-mixed"], help="train.precision")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.batch_size=4")
     s.set_defaults(func=cmd_train)
 
@@ -351,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
     s.add_argument("-o", "--out", help="report directory")
     s.add_argument("--limit", type=int, default=0, help="evaluate at most this many images (0: all)")
-    s.add_argument("--baseline", action="append", choices=["white", "region-fill", "mean-color"],
-                   help="also score this learning-free baseline (repeatable)")
+    s.add_argument("--baseline", action="append", metavar="NAME",
+                   help="also score a baseline (repeatable): white, region-fill, mean-color, or a trained one as "
+                        "LABEL=MODEL, e.g. pix2pix=runs/pix2pix (configs/pix2pix.yaml trained on the same data)")
     s.add_argument("--hint-curve", action="store_true", help="score at 0, 1, 2, 4, 8, 16 and 32 hints (slower)")
     s.add_argument("--gaps", action="store_true", help="erase short random segments of the lines first")
     s.add_argument("--predictions", metavar="PRED_DIR", help="score another tool's images, named <key>.png")

@@ -278,8 +278,19 @@ class LoopConfig(_Strict):
         0.999, ge=0, lt=1, description="Decay of the generator's EMA copy used for validation and export; 0: no EMA."
     )
     seed: int = Field(0)
-    device: Literal["auto", "cpu", "cuda"] = Field("auto")
-    threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Fabric accelerator; auto: CUDA if any.")
+    devices: int = Field(1, ge=1, description="Processes (CPU) or GPUs per node; above 1 trains with DDP.")
+    num_nodes: int = Field(1, ge=1, description="Machines for multi-node DDP (launched by torchrun or a scheduler).")
+    strategy: Literal["auto", "ddp"] = Field("auto", description="Fabric strategy; auto is DDP when devices > 1.")
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field(
+        "32-true", description="Fabric precision: 16-mixed (fp16 autocast + loss scaling) and bf16-mixed on GPU."
+    )
+    threads: int = Field(0, ge=0, description="torch CPU threads per process; 0: torch's default, split between "
+                         "the processes of a CPU DDP run.")
+    init_from: str = Field("", description="Transfer learning: start G (and D when the source is a run) from this "
+                           "model file or run folder; the learning rates are scaled by finetune_lr_scale.")
+    freeze_encoder: int = Field(0, ge=0, description="With init_from: freeze the stem and the first N encoder levels.")
+    finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="Learning-rate factor when init_from is set.")
 
 
 class TrainConfig(_Strict):

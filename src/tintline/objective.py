@@ -28,9 +28,14 @@ class Pix2PixObjective:
     With ``gan_weight == 0`` the discriminator is never used: the simplest baseline, reconstruction alone.
     """
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module | None, cfg: LossConfig):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module | None, cfg: LossConfig,
+                 plain_discriminator: nn.Module | None = None):
         self.G = generator
         self.D = discriminator
+        # Under DDP ``discriminator`` is the synchronised wrapper: every forward through it must be followed by a
+        # backward into D's weights on all ranks. G's step (D frozen) and the DRAGAN penalty (a gradient with
+        # respect to the input only) therefore judge with the same weights through ``plain_discriminator``.
+        self.D_plain = plain_discriminator if plain_discriminator is not None else discriminator
         self.cfg = cfg
         if self.uses_gan and discriminator is None:
             raise ValueError("gan_weight > 0 needs a discriminator")
@@ -46,9 +51,10 @@ class Pix2PixObjective:
     def _line(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["input"][:, :1]  # (B, 1, H, W) line art channel
 
-    def _judge(self, line: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-        assert self.D is not None
-        return self.D(torch.cat([line, rgb], 1))  # (B, 1, h, w) logits
+    def _judge(self, line: torch.Tensor, rgb: torch.Tensor, plain: bool = False) -> torch.Tensor:
+        d = self.D_plain if plain else self.D
+        assert d is not None
+        return d(torch.cat([line, rgb], 1))  # (B, 1, h, w) logits
 
     def generate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.G(batch["input"])
@@ -65,7 +71,7 @@ class Pix2PixObjective:
         logs = {"loss/d": adv.item(), "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item()}
         if self.cfg.dragan_weight > 0:
             # perturb the color image only; the line art is the condition, not what D is asked to judge
-            gp = dragan_penalty(lambda rgb: self._judge(line, rgb), batch["target"])
+            gp = dragan_penalty(lambda rgb: self._judge(line, rgb, plain=True), batch["target"])
             loss = loss + self.cfg.dragan_weight * gp
             logs["loss/gp"] = gp.item()
         logs["loss/d_total"] = loss.item()
@@ -82,7 +88,7 @@ class Pix2PixObjective:
         if "loss/l1" not in logs:
             logs["loss/l1"] = F.l1_loss(fake.detach(), target).item()
         if self.uses_gan:
-            adv = self.adversarial.g_loss(self._judge(self._line(batch), fake))
+            adv = self.adversarial.g_loss(self._judge(self._line(batch), fake, plain=True))
             loss = loss + self.cfg.gan_weight * adv
             logs["loss/g_gan"] = adv.item()
         logs["loss/g"] = loss.item()

@@ -8,13 +8,13 @@ in {0, 1}; target RGB (3, H, W) in [-1, 1]. The network input is their concatena
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ..config import HintConfig
 from .hints import render_hints, simulate_hints
@@ -72,7 +72,10 @@ class PairDataset(Dataset):
     """Accepted entries of one split as dicts of tensors: input (5, C, C), target (3, C, C), line, hints, mask.
 
     ``train=True``: random zoom in ``scale``, random crop of side ``crop`` and horizontal flip (each drawn once and
-    applied to line art and color alike), random hints (seeded per worker by torch).
+    applied to line art and color alike), random hints. Indexed by ``(epoch, index)`` (what :class:`EpochSampler`
+    yields) the randomness is a function of ``(seed, epoch, index)``: the same sample of the same epoch is the same
+    crop with the same hints in every run, on every rank, before and after a resume. Indexed by a plain int it is
+    drawn from torch's global generator (a shuffling DataLoader of your own).
     ``train=False``: the full image, and hints drawn from a generator seeded by the sample index, so every
     evaluation of the same model sees the same hints.
     """
@@ -97,15 +100,18 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, epoch: int | None) -> np.random.Generator:
+        if self.train and epoch is not None:
+            return np.random.default_rng([self.seed, epoch, index])
         if self.train:
             # torch's seed differs per worker and per epoch, and is itself seeded by torch.manual_seed
             return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         return np.random.default_rng([self.seed, index])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (None, int(key))
         color, line = load_pair(self.entries[index])
-        rng = self._rng(index)
+        rng = self._rng(index, epoch)
         if self.train and self.scale != (1.0, 1.0):
             # one random zoom for both images; zoomed out, a crop shows the whole drawing and its paper around it
             s = float(rng.uniform(*self.scale))
@@ -127,3 +133,30 @@ class PairDataset(Dataset):
             "target": _to_unit(color),
             "index": torch.tensor(index),
         }
+
+
+class EpochSampler(Sampler):
+    """An endless, deterministic, resumable and rank-sharded order of ``(epoch, index)`` keys for :class:`PairDataset`.
+
+    Epoch ``e`` is a permutation of ``range(n)`` drawn from ``(seed, e)``; rank ``r`` of ``world`` takes every
+    ``world``-th index of it starting at ``r`` (the DDP split: no two ranks see the same image in an epoch), truncated
+    to whole batches so every epoch has :attr:`batches_per_epoch` batches on every rank. ``start_batch`` skips that
+    many batches without loading them, which is how a resumed run continues the data order exactly where the
+    checkpoint left it (the order does not depend on any generator state).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1, start_batch: int = 0):
+        if n // world < batch_size:
+            raise ValueError(f"{n} training images are too few for batch size {batch_size} on {world} rank(s)")
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.batches_per_epoch = (n // world) // batch_size
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = divmod(self.start_batch, self.batches_per_epoch)
+        per_epoch = self.batches_per_epoch * self.batch_size
+        while True:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)[self.rank :: self.world][:per_epoch]
+            for i in order[skip * self.batch_size :].tolist():
+                yield epoch, i
+            epoch, skip = epoch + 1, 0

@@ -68,6 +68,10 @@ def resolve_source(source: str) -> tuple[str, Path, Callable[[Path], Iterator[tu
     folder does not exist, so ``./openclipart`` can still be imported as a folder by its path."""
     p = Path(source)
     if p.is_dir():
+        if (p / "manifest.sqlite").exists():
+            # e.g. `tintline data import openclipart DATASET` with the arguments swapped: importing a dataset's own
+            # manifest files as images would only add broken entries
+            raise DatasetError(f"{source} is a tintline dataset, not an image folder (usage: data import DATASET SRC)")
         return "folder", p, walk_folder
     if source in BUILTIN:
         b = BUILTIN[source]

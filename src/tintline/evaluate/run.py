@@ -167,6 +167,16 @@ def _bootstrap_ci(diff: np.ndarray, rng: np.random.Generator, n: int = 2000) -> 
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def split_spec(spec: str | Path) -> tuple[str, str | Path]:
+    """``"LABEL=MODEL"`` (a trained baseline under its label, e.g. ``pix2pix=runs/pix2pix``) -> (label, model);
+    anything else (a path that exists, a baseline name) is its own label."""
+    text = str(spec)
+    if "=" in text and not Path(text).exists():
+        label, _, path = text.partition("=")
+        return label, path
+    return text, spec
+
+
 def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str = "test", limit: int = 0,
              device: str = "cpu", seed: int = 0, progress: bool = True, baselines: tuple[str, ...] = (),
              hint_curve: bool = False, gaps: bool = False, predictions: Path | None = None,
@@ -190,9 +200,10 @@ def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str 
                                                         cv2.resize(mean, case.color.shape[1::-1]))
         models["mean-color"] = {"meta": {"description": "per-pixel mean of the training split"}}
     for spec in specs:
-        colorizer, fn = model_predictor(spec)
-        predictors[str(spec)] = fn
-        models[str(spec)] = {"meta": {k: v for k, v in colorizer.meta.items() if k in
+        label, path = split_spec(spec)
+        colorizer, fn = model_predictor(path)
+        predictors[label] = fn
+        models[label] = {"meta": {k: v for k, v in colorizer.meta.items() if k in
                                       ("step", "git_commit", "git_describe", "dataset_fingerprint", "description")}}
     if predictions is not None:
         if not predictions.is_dir():
@@ -219,6 +230,8 @@ def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str 
         models[name].update(summarize(recs, counts))
         models[name]["per_image"] = recs
 
+    model = split_spec(model)[0] if model is not None else None  # from here on, models go by their labels
+    compare = split_spec(compare)[0] if compare is not None else None
     report: dict = {"dataset": str(dataset), "split": split, "images": len(cases), "gaps": gaps, "seed": seed,
                     "hint_counts": list(counts), "models": models}
     names = list(models)
