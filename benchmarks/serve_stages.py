@@ -25,7 +25,8 @@ from load_serve import hints, line_art  # benchmarks/load_serve.py: the same req
 from machine import cpu_model
 from PIL import Image
 
-from tintline.data.imageio import Limits, decode_image
+from tintline.data.hints import validate_hints
+from tintline.data.imageio import Limits, decode_image, encode_png
 from tintline.data.lineart import normalize_input
 from tintline.inference import load_colorizer
 
@@ -52,9 +53,8 @@ def main() -> None:
     import json
 
     col = load_colorizer(a.model)
-    data, h = line_art(a.size), json.loads(hints(a.size))
+    data, h = line_art(a.size), validate_hints(json.loads(hints(a.size)))
     img = decode_image(data, Limits())
-    line = normalize_input(img)
     rows: list[tuple[str, float]] = []
     rows.append(("decode PNG", median_ms(lambda: decode_image(data, Limits()), a.repeat)))
     rows.append(("normalize_input", median_ms(lambda: normalize_input(img), a.repeat)))
@@ -78,7 +78,9 @@ def main() -> None:
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     rows.append(("encode PNG OpenCV level 1", median_ms(lambda: cv2.imencode(
         ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]), a.repeat)))
-    sizes = {"Pillow": len(_pil(rgb)), "OpenCV": len(cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1])}
+    rows.append(("encode_png (what serve uses)", median_ms(lambda: encode_png(rgb), a.repeat)))
+    sizes = {"Pillow": len(_pil(rgb)), "OpenCV": len(cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1]),
+             "encode_png": len(encode_png(rgb))}
 
     print(f"machine: {cpu_model()}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
           f"torch {torch.__version__}")

@@ -57,7 +57,8 @@ class Colorizer:
         if scale < 1:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC)
             # multiply the crisp full-resolution ink back over the smooth upscaled colors
-            y = (y.astype(np.float32) * (line.astype(np.float32)[..., None] / 255.0)).round().astype(np.uint8)
+            # uint8 * uint8 / 255 with rounding in one OpenCV pass (~10x cheaper than through float32 arrays)
+            y = cv2.multiply(y, cv2.merge([line, line, line]), scale=1.0 / 255.0)
         return np.ascontiguousarray(y)
 
     def colorize_image(self, img: Image.Image, hints: dict | None = None) -> np.ndarray:

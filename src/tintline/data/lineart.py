@@ -246,15 +246,17 @@ def normalize_input(img: Image.Image) -> np.ndarray:
     """
     rgba = np.asarray(to_rgba(img))
     alpha = rgba[..., 3]
-    if alpha.max() == 0:  # fully transparent: some exporters leave the drawing in the color channels only
-        gray = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    elif alpha.min() < 255 and rgba[..., :3][alpha > 0].min(initial=255) >= 200:
+    a_min, a_max = int(alpha.min()), int(alpha.max())
+    if a_max == 0:  # fully transparent: some exporters leave the drawing in the color channels only
+        g = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2GRAY)
+    elif a_min < 255 and rgba[..., :3][alpha > 0].min(initial=255) >= 200:
         # light (e.g. white) ink carried by alpha on a transparent background: the alpha itself is the drawing
-        gray = 255.0 - alpha.astype(np.float32)
+        g = 255 - alpha
+    elif a_min == 255:  # opaque, the usual case: nothing to composite
+        g = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY)
     else:
-        gray = cv2.cvtColor(composite_on_white(rgba), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    # gray holds whole numbers 0..255, so the whole level mapping is a 256-entry lookup table (~1 ms at 512²)
-    g = gray.astype(np.uint8)
+        g = cv2.cvtColor(composite_on_white(rgba), cv2.COLOR_RGB2GRAY)
+    # g (H, W) uint8, so the whole level mapping is a 256-entry lookup table (~1 ms at 512²)
     cdf = np.cumsum(np.bincount(g.ravel(), minlength=256))  # 0.5 % / 99.5 % levels from the histogram
     lo, hi = (float(np.searchsorted(cdf, q * cdf[-1], side="left")) for q in (0.005, 0.995))
     if hi - lo < 8:  # blank page: nothing to stretch

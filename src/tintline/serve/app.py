@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import time
@@ -26,13 +25,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..baselines import BASELINES
 from ..data.hints import HintError, validate_hints
-from ..data.imageio import BadImage, Limits, decode_image
+from ..data.imageio import BadImage, Limits, decode_image, encode_png
 from ..errors import UserError
 from ..inference import default_model, load_colorizer
 from .hintimage import HintImageError, check_hint_cost, hint_image_to_hints, merge_hints
@@ -46,7 +44,6 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 4096 * 4096
 HINTS_MAX_BYTES = 2 * 1024 * 1024  # the hints JSON field
 FALLBACK_BASELINES = ("region-fill", "white")
-PNG_COMPRESS_LEVEL = 1  # fast; results are for viewing and download, not archival
 
 # decode_image reasons -> HTTP status
 _BAD_IMAGE_STATUS = {"too-large-file": 413, "too-many-pixels": 413, "not-an-image": 415, "unsupported-format": 415}
@@ -251,9 +248,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         w, h = img.size
         if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
             raise RuntimeError(f"model {entry.name} returned {rgb.shape} {rgb.dtype}, expected ({h}, {w}, 3) uint8")
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-        return buf.getvalue()
+        return encode_png(rgb)
 
     @app.post("/api/colorize", summary="colorize line art (multipart form) -> PNG", openapi_extra=_COLORIZE_OPENAPI,
               response_class=Response,
