@@ -308,8 +308,8 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, c
                          ("hint_adherence", "hint adherence")):
             series = {n: [(c, models[n]["summary"][str(c)][k]) for c in counts] for n in names}
             parts.append(line_plot(series, f"{title} vs. number of hints", xlabel="hints per image"))
-    # per-tag table for the first model, at the first and last count
-    first = names[0]
+    # per-tag table for MODEL (else the first scored), at the first and last count
+    first = str(model) if model is not None and str(model) in models else names[0]  # galleries: MODEL's
     tag_rows = [[t, d["images"], *(_fmt(d[str(c)][k]) for c in (counts[0], counts[-1])
                                    for k in ("delta_e00", "region_acc"))]
                 for t, d in sorted(models[first]["per_tag"].items(), key=lambda kv: -kv[1]["images"])[:20]]
@@ -331,7 +331,7 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, c
         hist, _ = np.histogram(vals, bins=bins)
         series[n] = [(float(b), float(h)) for b, h in zip(bins[:-1], hist, strict=True)]
     parts.append(line_plot(series, "images per ΔE00 bin", xlabel="ΔE00"))
-    # galleries: worst-K for the first model
+    # galleries: worst-K for the same model
     fn = predictors[first]
     for crit, c, label in (("delta_e00", counts[0], "by ΔE00 without hints"),
                            ("region_acc", counts[-1], f"by region accuracy with {counts[-1]} hints")):

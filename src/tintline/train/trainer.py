@@ -207,6 +207,13 @@ class Trainer:
 
     def _init_from(self, G: torch.nn.Module, D: torch.nn.Module | None, source: str, freeze: int) -> None:
         """Transfer learning: G's weights from a model file or run (and D's, when the run kept one)."""
+        if source == "default" and not Path(source).exists():
+            from ..inference import default_model
+
+            shipped = default_model()
+            if shipped is None:
+                raise TrainingError("--init-from default: no model is shipped with this installation")
+            source = str(shipped)
         src, meta = load_generator(source)
         try:
             G.load_state_dict(src.state_dict())
