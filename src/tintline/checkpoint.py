@@ -35,6 +35,8 @@ from .models import create_generator
 
 FORMAT = 1
 META_KEY = "tintline"
+# the model shipped in the package; the name "default" means it wherever a model is named
+SHIPPED_MODEL = Path(__file__).parent / "weights" / "default.safetensors"
 
 
 class CheckpointError(UserError):
@@ -85,8 +87,13 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def resolve_model_path(model: str | Path) -> Path:
-    """A .safetensors file, a checkpoint folder, or a run directory -> the generator file to load."""
+    """A .safetensors file, a checkpoint folder, a run directory, or ``default`` (the shipped model; a path of that
+    name wins) -> the generator file to load."""
     p = Path(model)
+    if str(model) == "default" and not p.exists():
+        if not SHIPPED_MODEL.is_file():
+            raise CheckpointError("no model is shipped with this installation; name a run directory or checkpoint")
+        return SHIPPED_MODEL
     if p.is_file():
         return p
     if p.is_dir():

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .baselines import BASELINES, Baseline
-from .checkpoint import CheckpointError, load_generator
+from .checkpoint import SHIPPED_MODEL, load_generator
 from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
@@ -65,9 +65,6 @@ class Colorizer:
         return self.colorize_lines(normalize_input(img), hints)
 
 
-SHIPPED_MODEL = Path(__file__).parent / "weights" / "default.safetensors"
-
-
 def default_model() -> Path | None:
     """The model shipped with the package, when there is one."""
     return SHIPPED_MODEL if SHIPPED_MODEL.is_file() else None
@@ -78,12 +75,7 @@ def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseli
     (``white``, ``region-fill``) -> that baseline. A path that exists wins over a name."""
     if not Path(model).exists() and str(model) in BASELINES.names():
         return BASELINES.create(str(model))
-    if str(model) == "default" and not Path(model).exists():
-        shipped = default_model()
-        if shipped is None:
-            raise CheckpointError("no model is shipped with this installation; name a run directory or checkpoint")
-        model = shipped
-    return Colorizer(model, device=device)
+    return Colorizer(model, device=device)  # "default" resolves to the shipped model in resolve_model_path
 
 
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,

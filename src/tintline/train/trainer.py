@@ -168,6 +168,7 @@ class Trainer:
         o = cfg.optim
         lr_scale = t.finetune_lr_scale if t.init_from else 1.0
         self.frozen: list[torch.nn.Module] = []
+        self.init_source: str | None = None
         if t.init_from:
             self._init_from(G, D, t.init_from, t.freeze_encoder)
         opt_g = torch.optim.Adam([p for p in G.parameters() if p.requires_grad], lr=o.lr_g * lr_scale,
@@ -207,14 +208,7 @@ class Trainer:
 
     def _init_from(self, G: torch.nn.Module, D: torch.nn.Module | None, source: str, freeze: int) -> None:
         """Transfer learning: G's weights from a model file or run (and D's, when the run kept one)."""
-        if source == "default" and not Path(source).exists():
-            from ..inference import default_model
-
-            shipped = default_model()
-            if shipped is None:
-                raise TrainingError("--init-from default: no model is shipped with this installation")
-            source = str(shipped)
-        src, meta = load_generator(source)
+        src, meta = load_generator(source)  # a model file, a run, or "default" (the shipped model)
         try:
             G.load_state_dict(src.state_dict())
         except RuntimeError as e:
@@ -260,7 +254,7 @@ class Trainer:
             "dataset_fingerprint": self.fingerprint,
             "image_size": self.data_cfg.size,
             "world_size": self.world,
-            **({"init_from": self.init_source} if getattr(self, "init_source", None) else {}),
+            **({"init_from": self.init_source} if self.init_source else {}),
             **code_version(),
         }
 
