@@ -9,8 +9,16 @@ from synth import cartoon
 from tintline.baselines import BASELINES
 from tintline.config import HintConfig
 from tintline.data.dataset import encode_input, input_channels
-from tintline.data.hints import HintError, hints_to_json, load_hints, render_hints, simulate_hints, validate_hints
-from tintline.data.regions import label_regions, region_fill
+from tintline.data.hints import (
+    HintError,
+    hints_to_json,
+    load_hints,
+    region_dots,
+    render_hints,
+    simulate_hints,
+    validate_hints,
+)
+from tintline.regions import label_regions, region_fill
 
 
 def _box_lines(h: int = 60, w: int = 90) -> np.ndarray:
@@ -62,7 +70,7 @@ def test_simulated_hints_take_the_true_color_and_respect_p_none():
     color = cartoon(3, 64, 64)
     line = np.full((64, 64), 255, np.uint8)
     rng = np.random.default_rng(0)
-    cfg = HintConfig(p_none=0.5, mean_count=6)
+    cfg = HintConfig(p_none=0.5, mean_count=6, p_region=0.0)  # random marks only
     counts = [sum(map(len, simulate_hints(color, line, cfg, rng).values())) for _ in range(400)]
     none_share = np.mean([c == 0 for c in counts])
     assert 0.42 < none_share < 0.58
@@ -79,7 +87,7 @@ def test_simulated_hints_take_the_true_color_and_respect_p_none():
 
 def test_drop_removes_the_expected_share_of_marks():
     color, line = cartoon(4, 64, 64), np.full((64, 64), 255, np.uint8)
-    cfg = HintConfig(p_none=0.0, mean_count=10, max_count=32)
+    cfg = HintConfig(p_none=0.0, mean_count=10, max_count=32, p_region=0.0)
     rng = np.random.default_rng(1)
     kept = np.mean([sum(map(len, simulate_hints(color, line, cfg, rng, drop=0.5).values())) for _ in range(300)])
     full = np.mean([sum(map(len, simulate_hints(color, line, cfg, rng).values())) for _ in range(300)])
@@ -161,3 +169,29 @@ def test_colorize_cli_with_a_hint_image_and_region_fill(tmp_path):
     Image.fromarray(marks[:30]).save(tmp_path / "small.png")  # wrong size: a one-line error, exit 2
     assert main(["colorize", "region-fill", str(tmp_path / "lines.png"), "-o", str(tmp_path / "out"),
                  "--hints", str(tmp_path / "small.png")]) == 2
+
+
+def test_region_dots_put_one_dot_of_the_median_color_deep_inside_each_closed_region():
+    line = _box_lines()
+    color = np.full((60, 90, 3), 255, np.uint8)
+    color[11:49, 11:40] = (220, 20, 20)
+    color[11:15, 11:40] = (0, 0, 0)  # a dark band: the median ignores it
+    color[11:49, 51:80] = (20, 20, 220)
+    labels, n = label_regions(line)
+    dots = region_dots(color, labels, n, min_area=48)
+    assert len(dots["points"]) == 2 and not dots["strokes"]  # the outside touches the border: no dot
+    for p in dots["points"]:
+        x, y, r = int(p["x"]), int(p["y"]), int(p["radius"])
+        assert (line[y - r : y + r + 1, x - r : x + r + 1] >= 160).all()  # the dot is off the lines
+        assert p["color"] == tuple(int(v) for v in color[y, x])
+    assert len(region_dots(color, labels, n, min_area=48, largest=1)["points"]) == 1
+    assert len(region_dots(color, labels, n, min_area=48, skip_border=False)["points"]) == 3
+
+
+def test_training_hints_mix_random_marks_and_region_dots():
+    line = _box_lines()
+    color = np.full((60, 90, 3), 255, np.uint8)
+    cfg = HintConfig(p_none=0.0, p_region=1.0, p_stroke=0.0)
+    rng = np.random.default_rng(0)
+    counts = [len(simulate_hints(color, line, cfg, rng)["points"]) for _ in range(200)]
+    assert max(counts) <= 2 and 0 < np.mean(counts) < 2  # region dots, some regions dropped

@@ -11,7 +11,7 @@ from PIL import Image
 
 from .data.hints import render_hints
 from .data.lineart import normalize_input
-from .data.regions import region_fill
+from .regions import region_fill
 from .models.registry import Registry
 
 
@@ -19,10 +19,10 @@ class Baseline:
     name = "baseline"
     meta: dict = {}
 
-    def colorize_lines(self, line: np.ndarray, hints: dict | None = None) -> np.ndarray:
+    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def colorize_image(self, img: Image.Image, hints: dict | None = None) -> np.ndarray:
+    def colorize_image(self, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         return self.colorize_lines(normalize_input(img), hints)
 
 
@@ -36,19 +36,19 @@ class White(Baseline):
     name = "white"
     meta = {"description": "the line art itself (no color)"}
 
-    def colorize_lines(self, line: np.ndarray, hints: dict | None = None) -> np.ndarray:
+    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         return np.repeat(line[..., None], 3, axis=2)
 
 
 @BASELINES.register("region-fill")
 class RegionFill(Baseline):
-    """Each closed region takes the mean color of the hints inside it; regions without hints stay white.
-    The ink is multiplied back on top so lines stay as drawn."""
+    """Each closed region (gap-closed, :func:`tintline.regions.segment`) takes the mean color of the hints inside it;
+    regions without hints stay white. The ink is multiplied back on top so lines stay as drawn."""
 
     name = "region-fill"
     meta = {"description": "classical region fill of the hints (no learning)"}
 
-    def colorize_lines(self, line: np.ndarray, hints: dict | None = None) -> np.ndarray:
+    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         h, w = line.shape
         colors, mask = render_hints(hints or {"points": [], "strokes": []}, h, w)
         fill, filled = region_fill(line, colors, mask)

@@ -180,7 +180,8 @@ class LossConfig(_Strict):
         description="Adversarial loss: lsgan (least squares), vanilla (cross-entropy, non-saturating G) or hinge.",
     )
     gan_weight: float = Field(
-        1.0, ge=0, description="Weight of the adversarial term in G's loss; 0 trains without a discriminator."
+        0.0, ge=0, description="Weight of the adversarial term in G's loss; 0 (the default recipe) trains without a "
+        "discriminator. configs/pix2pix.yaml sets 1."
     )
     dragan_weight: float = Field(
         0.0,
@@ -193,6 +194,12 @@ class LossConfig(_Strict):
         description="Reconstruction terms, name -> weight: l1 and mse on RGB in [-1, 1], lab = L1 in CIELAB units "
         "(about 60x an RGB L1, so lab: 1.5 weighs about like l1: 100). Merged into the default {l1: 100}: "
         "set l1: 0 to drop it. The old key l1_weight: X is read as recon.l1 = X.",
+    )
+
+    region: float = Field(
+        2.0, ge=0,
+        description="Weight of the region-pooled color loss: each closed region's mean predicted color against its "
+        "mean true color, L1 in CIELAB units, every region counting once (what region accuracy measures). 0: off.",
     )
 
     @model_validator(mode="before")
@@ -255,6 +262,11 @@ class HintConfig(_Strict):
     min_region: int = Field(48, ge=0, description="Marks go into closed regions of at least this many pixels.")
     drop: tuple[float, float] = Field(
         (0.0, 0.3), description="Fraction of marks dropped at the start and at the end of training (linear)."
+    )
+    p_region: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of hinted samples whose hints are the evaluation's region dots instead of random marks: "
+        "one dot per closed region in its median color, in a random share of the regions or in the K largest.",
     )
 
 

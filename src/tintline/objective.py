@@ -9,6 +9,7 @@ Logged numbers (each term unweighted, so runs with different weights compare):
 * ``d_step``: ``loss/d`` (adversarial D loss), ``loss/gp`` (DRAGAN penalty, when enabled), ``loss/d_total``
   (what is backpropagated), ``d/real`` and ``d/fake`` (mean logits);
 * ``g_step``: ``loss/<name>`` per reconstruction term (``loss/l1`` always, for progress and comparison),
+  ``loss/region`` (region-pooled color loss, when ``loss.region`` > 0 and the batch has ``regions``),
   ``loss/g_gan`` (adversarial G loss, with a discriminator) and ``loss/g`` (the weighted total).
 """
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LossConfig
-from .losses import ADVERSARIAL, RECONSTRUCTION, dragan_penalty
+from .losses import ADVERSARIAL, RECONSTRUCTION, dragan_penalty, region_color_loss
 
 
 class Pix2PixObjective:
@@ -85,6 +86,10 @@ class Pix2PixObjective:
             value = term(fake, target)
             loss = loss + weight * value
             logs[f"loss/{name}"] = value.item()
+        if self.cfg.region > 0 and "regions" in batch:
+            value = region_color_loss(fake, target, batch["regions"])
+            loss = loss + self.cfg.region * value
+            logs["loss/region"] = value.item()
         if "loss/l1" not in logs:
             logs["loss/l1"] = F.l1_loss(fake.detach(), target).item()
         if self.uses_gan:

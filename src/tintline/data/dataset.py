@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..config import HintConfig
 from .hints import render_hints, simulate_hints
-from .regions import region_fill
+from ..regions import Segmentation, region_fill, segment
 from .store import Entry
 
 
@@ -42,7 +42,8 @@ def _marks(colors: np.ndarray, mask: np.ndarray) -> list[torch.Tensor]:
     return [_to_unit(colors) * m, m]
 
 
-def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, encoding: str = "sparse") -> torch.Tensor:
+def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, encoding: str = "sparse",
+                 seg: Segmentation | None = None) -> torch.Tensor:
     """line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool -> (C, H, W) float network input.
 
     sparse: [line, hint rgb, hint mask] (5 channels). region: the same plus the hints flooded into their closed
@@ -50,7 +51,7 @@ def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, en
     """
     parts = [_to_unit(line), *_marks(hint_colors, mask)]
     if encoding == "region":
-        parts += _marks(*region_fill(line, hint_colors, mask))
+        parts += _marks(*region_fill(line, hint_colors, mask, seg=seg))
     elif encoding != "sparse":
         input_channels(encoding)  # raises with the known names
     return torch.cat(parts, dim=0)
@@ -128,9 +129,11 @@ class PairDataset(Dataset):
             color, line = color[:, ::-1], line[:, ::-1]
         hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count, drop=self.drop)
         hint_colors, mask = render_hints(hints, *line.shape)
+        seg = segment(line)  # once: the hint encoding's region fill and the region-pooled loss share it
         return {
-            "input": encode_input(line, hint_colors, mask, self.encoding),
+            "input": encode_input(line, hint_colors, mask, self.encoding, seg=seg),
             "target": _to_unit(color),
+            "regions": torch.from_numpy(seg.paper_labels().astype(np.int64)),  # (H, W), 0 on ink
             "index": torch.tensor(index),
         }
 

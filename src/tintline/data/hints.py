@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..config import HintConfig
 from ..errors import UserError
-from .regions import label_regions
+from ..regions import label_regions
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_HINT_ITEMS = 10_000
@@ -99,24 +99,56 @@ def load_hints(path: str | Path) -> dict:
     return validate_hints(obj)
 
 
+def _draw_items(hints: dict, scale: float, draw) -> None:
+    """Call ``draw(kind, index, geometry, thickness)`` for every mark, in file order, in grid pixels.
+
+    kind "circle": geometry is the centre (x, y); kind "polyline": an (N, 1, 2) int32 array."""
+    k = 0
+    for p in hints["points"]:
+        draw("circle", k, (round(p["x"] * scale), round(p["y"] * scale)), max(1, round(p["radius"] * scale)))
+        k += 1
+    for s in hints["strokes"]:
+        pts = np.array([[round(x * scale), round(y * scale)] for x, y in s["points"]], np.int32).reshape(-1, 1, 2)
+        t = max(1, round(s["width"] * scale))
+        if len(pts) == 1:
+            draw("circle", k, tuple(pts[0, 0]), max(1, t // 2))
+        else:
+            draw("polyline", k, pts, t)
+        k += 1
+
+
+def _draw(img: np.ndarray, kind: str, geometry, thickness: int, value) -> None:
+    if kind == "circle":
+        cv2.circle(img, geometry, thickness, value, -1)
+    else:
+        cv2.polylines(img, [geometry], False, value, thickness)
+
+
 def render_hints(hints: dict, height: int, width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Validated hints -> (colors (H, W, 3) uint8, mask (H, W) bool). ``scale`` maps input pixels to this grid."""
     colors = np.zeros((height, width, 3), np.uint8)
     mask = np.zeros((height, width), np.uint8)
-    for p in hints["points"]:
-        c = (round(p["x"] * scale), round(p["y"] * scale))
-        r = max(1, round(p["radius"] * scale))
-        cv2.circle(colors, c, r, p["color"], -1)
-        cv2.circle(mask, c, r, 1, -1)
-    for s in hints["strokes"]:
-        pts = np.array([[round(x * scale), round(y * scale)] for x, y in s["points"]], np.int32).reshape(-1, 1, 2)
-        t = max(1, round(s["width"] * scale))
-        cv2.polylines(colors, [pts], False, s["color"], t)
-        cv2.polylines(mask, [pts], False, 1, t)
-        if len(pts) == 1:
-            cv2.circle(colors, tuple(pts[0, 0]), max(1, t // 2), s["color"], -1)
-            cv2.circle(mask, tuple(pts[0, 0]), max(1, t // 2), 1, -1)
+    items = [*hints["points"], *hints["strokes"]]
+
+    def draw(kind, k, geometry, thickness):
+        _draw(colors, kind, geometry, thickness, items[k]["color"])
+        _draw(mask, kind, geometry, thickness, 1)
+
+    _draw_items(hints, scale, draw)
     return colors, mask.astype(bool)
+
+
+def render_hint_items(hints: dict, height: int, width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Validated hints -> (ids (H, W) int32: 1 + the mark's index, 0 = no mark; colors (m + 1, 3) uint8 per id).
+
+    Which mark each pixel belongs to, for exact hints (a later mark covers an earlier one, as when drawing)."""
+    ids = np.zeros((height, width), np.int32)
+    items = [*hints["points"], *hints["strokes"]]
+    _draw_items(hints, scale, lambda kind, k, geometry, thickness: _draw(ids, kind, geometry, thickness, k + 1))
+    colors = np.zeros((len(items) + 1, 3), np.uint8)
+    for k, it in enumerate(items):
+        colors[k + 1] = it["color"]
+    return ids, colors
 
 
 def simulate_hints(
@@ -135,6 +167,14 @@ def simulate_hints(
     if count is None:
         if rng.random() < cfg.p_none:
             return {"points": [], "strokes": []}
+        if rng.random() < cfg.p_region:
+            # the evaluation protocols' hints: a dot in every closed region, or in the K largest, each region
+            # kept with a random probability (hints dropped per region, not per mark)
+            labels, n = label_regions(line)
+            if rng.random() < 0.5:
+                keep = float(rng.uniform(0.05, 1.0))
+                return region_dots(color, labels, n, cfg.min_region, select=lambda k: rng.random(k) < keep)
+            return region_dots(color, labels, n, cfg.min_region, largest=int(rng.geometric(0.25)))
         count = min(cfg.max_count, int(rng.geometric(1.0 / cfg.mean_count)))  # >= 1, mean ~ mean_count
         if drop > 0:
             count = int(rng.binomial(count, 1.0 - drop))
@@ -178,6 +218,51 @@ def simulate_hints(
                 out["strokes"].append({"points": pts, "color": c, "width": float(max(1, r))})
                 continue
         out["points"].append({"x": x, "y": y, "color": c, "radius": r})
+    return out
+
+
+def region_dots(color: np.ndarray, labels: np.ndarray, n: int, min_area: int = 48, largest: int | None = None,
+                select=None, radius: int = 3, skip_border: bool = True) -> dict:
+    """One dot per closed region at its most interior point, in the region's true median color.
+
+    color (H, W, 3) uint8 truth; labels (H, W) int32 from :func:`~tintline.regions.label_regions` (0 = ink).
+    Regions of at least ``min_area`` pixels that do not touch the border (unless ``skip_border`` is False); with
+    ``largest`` only the K largest of them; ``select(k) -> bool mask`` picks a subset of the k candidates (random
+    dropping in training). The dot's radius is ``radius`` or less, so it stays off the lines. This is the
+    evaluation's ``per-region`` / ``largest:K`` protocol and part of the training hints.
+    """
+    out: dict = {"points": [], "strokes": []}
+    if n == 0:
+        return out
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    ok = areas >= min_area
+    ok[0] = False
+    if skip_border:
+        ok[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False
+    cand = np.flatnonzero(ok)
+    if largest is not None:
+        cand = cand[np.argsort(-areas[cand], kind="stable")[:largest]]
+    if select is not None and len(cand):
+        cand = cand[np.asarray(select(len(cand)), bool)]
+    if len(cand) == 0:
+        return out
+    dist = cv2.distanceTransform((labels > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    flat_l, flat_d = labels.ravel(), dist.ravel()
+    sel = np.isin(flat_l, cand)
+    idx = np.flatnonzero(sel)
+    # per region: its pixels sorted by label, then by decreasing distance -> the first of each is the most interior
+    order = idx[np.lexsort((-flat_d[idx], flat_l[idx]))]
+    sorted_l = flat_l[order]
+    starts = np.flatnonzero(np.r_[True, sorted_l[1:] != sorted_l[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    px = color.reshape(-1, 3)
+    w = labels.shape[1]
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        top = int(order[a])
+        med = np.median(px[order[a:b]], axis=0)
+        r = int(max(1, min(radius, int(flat_d[top]) - 1)))
+        out["points"].append({"x": float(top % w), "y": float(top // w),
+                              "color": tuple(int(v + 0.5) for v in med), "radius": float(r)})
     return out
 
 

@@ -1,8 +1,9 @@
 """Region-level color metrics: what a person checks when looking at a colorized drawing.
 
-Regions are the closed areas of the line art (connected paper pixels, see :mod:`tintline.data.regions`); regions
-smaller than ``min_area`` pixels are merged into their nearest large neighbour, and the background (regions that
-touch the image border) is left out, or it would dominate every number.
+Regions are the closed areas of the line art (4-connected paper pixels, see :mod:`tintline.regions`); regions
+smaller than ``min_area`` pixels (by default 48 at 256 px, scaled with the image area: :func:`default_min_area`, the
+same definition as the evaluation's ``per-region`` hints) are merged into their nearest large neighbour, and the
+background (regions that touch the image border) is left out, or it would dominate every number.
 
 * **region accuracy**: share of regions whose median predicted color is within ΔE00 ≤ ``tol`` of the median true
   color — unweighted (every region counts once) and area-weighted.
@@ -20,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from ..data.regions import label_regions
+from ..regions import label_regions
 
 
 @dataclass
@@ -30,8 +31,23 @@ class Regions:
     areas: np.ndarray  # (n + 1,) pixels per label
 
 
-def scored_regions(line: np.ndarray, min_area: int = 16) -> Regions:
-    """line (H, W) uint8 -> closed non-background regions, tiny ones merged into the nearest large one."""
+MIN_AREA_256 = 48  # smallest scored region (pixels) in a 256-px image; scaled by area for other sizes
+
+
+def default_min_area(shape: tuple[int, ...]) -> int:
+    """Smallest scored / hinted region in pixels for an image of ``shape`` (H, W, ...): 48 at 256 px, scaled by the
+    image area, ``(max(H, W) / 256) ** 2``, so a region is "too small to count" at the same share of the drawing
+    whatever the resolution. At least 1."""
+    side = max(shape[0], shape[1])
+    return max(1, round(MIN_AREA_256 * (side / 256) ** 2))
+
+
+def scored_regions(line: np.ndarray, min_area: int | None = None) -> Regions:
+    """line (H, W) uint8 -> closed non-background regions, tiny ones merged into the nearest large one.
+
+    ``min_area`` None: :func:`default_min_area` of the line's shape (the ``per-region`` protocol's definition)."""
+    if min_area is None:
+        min_area = default_min_area(line.shape)
     labels, n = label_regions(line)
     if n == 0:
         return Regions(np.zeros_like(labels), 0, np.zeros(1, np.int64))
@@ -88,11 +104,12 @@ def _spread(img_lab: np.ndarray, med_lab: np.ndarray, reg: Regions) -> float:
 
 
 def region_metrics(pred: np.ndarray, truth: np.ndarray, line: np.ndarray, hint_colors: np.ndarray | None = None,
-                   hint_mask: np.ndarray | None = None, tol: float = 10.0, min_area: int = 16,
+                   hint_mask: np.ndarray | None = None, tol: float = 10.0, min_area: int | None = None,
                    pred_lab: np.ndarray | None = None, truth_lab: np.ndarray | None = None,
                    regions: Regions | None = None) -> dict[str, float]:
     """pred, truth (H, W, 3) uint8; line (H, W) uint8; optional rendered hints. NaN where a metric is undefined
-    (no scored region, or no hinted region). Precomputed CIELAB images and regions may be passed to save time."""
+    (no scored region, or no hinted region). Precomputed CIELAB images and regions may be passed to save time;
+    ``min_area`` None: the size-scaled default of :func:`scored_regions`."""
     reg = scored_regions(line, min_area) if regions is None else regions
     nan = float("nan")
     if reg.n == 0:

@@ -21,6 +21,19 @@ def _multiply_blend(fill: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
     return ((fill + 1) * (line + 1)) / 2 - 1
 
 
+def _upconv(kind: str, c_in: int, c_out: int, bias: bool) -> nn.Module:
+    """(B, c_in, h, w) -> (B, c_out, 2h, 2w). ``transposed``: pix2pix's 4x4 stride-2 transposed convolution;
+    ``resize``: nearest-neighbour upsampling then a 3x3 convolution (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts"): every output pixel sees the same number of kernel taps, so no grid texture."""
+    if kind == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+
+
+def _head_bias(head: nn.Module) -> torch.Tensor:
+    return (head[-1] if isinstance(head, nn.Sequential) else head).bias
+
+
 class UNet(nn.Module):
     """The pix2pix U-Net (Isola et al. 2017), generalised in width and depth.
 
@@ -32,7 +45,11 @@ class UNet(nn.Module):
 
     As in pix2pix, the encoder always uses LeakyReLU(0.2); ``act`` (relu / leaky / prelu) is the decoder's
     activation, ``norm`` (batch / instance / none) is used on both sides, and ``dropout`` applies to the
-    ``dropout_levels`` innermost decoder blocks.
+    ``dropout_levels`` innermost decoder blocks. ``up`` chooses the decoder's upsampling: ``transposed`` (pix2pix)
+    or ``resize`` (nearest + 3x3 convolution: no checkerboard texture, about 2x the decoder's cost).
+
+    :meth:`fill` returns the color the network paints under the lines (before the multiply blend): what
+    region-consistent inference votes on.
     """
 
     def __init__(
@@ -47,9 +64,12 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         dropout_levels: int = 3,
         blend: str = "direct",
+        up: str = "transposed",
     ):
         super().__init__()
         check_choices(norm, act)
+        if up not in ("transposed", "resize"):
+            raise ValueError(f"up must be 'transposed' or 'resize', got {up!r}")
         if depth < 2:
             raise ValueError(f"depth must be >= 2, got {depth}")
         if blend not in ("direct", "multiply"):
@@ -70,22 +90,26 @@ class UNet(nn.Module):
         for i in reversed(range(depth)):
             c_in = widths[i] if i == depth - 1 else 2 * widths[i]
             if i == 0:
-                head = nn.ConvTranspose2d(c_in, out_channels, 4, 2, 1)
+                head = _upconv(up, c_in, out_channels, bias=True)
                 if blend == "multiply":
-                    nn.init.constant_(head.bias, 2.0)  # fill starts near white: output starts as the line art
+                    nn.init.constant_(_head_bias(head), 2.0)  # fill starts near white: output starts as the line art
                 self.up.append(nn.Sequential(activation(act, c_in), head, nn.Tanh()))
                 continue
-            layers = [activation(act, c_in), nn.ConvTranspose2d(c_in, widths[i - 1], 4, 2, 1, bias=norm != "batch"),
+            layers = [activation(act, c_in), _upconv(up, c_in, widths[i - 1], bias=norm != "batch"),
                       norm_layer(norm, widths[i - 1])]
             if dropout > 0 and depth - 1 - dropout_levels <= i < depth - 1:
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fill = self.fill(x)
+        return _multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+
+    def fill(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"input {h}x{w} is not a multiple of {self.multiple}; pad it first")
-        line = x[:, :1]  # (B, 1, H, W) line art in [-1, 1], paper = +1
         skips = []
         for block in self.down:
             x = block(x)
@@ -93,8 +117,6 @@ class UNet(nn.Module):
         x = self.up[0](skips.pop())
         for block in self.up[1:]:
             x = block(torch.cat([x, skips.pop()], dim=1))
-        if self.blend == "multiply":
-            x = _multiply_blend(x, line)  # x was a flat fill color
         return x
 
 
@@ -168,10 +190,14 @@ class ResUNet(nn.Module):
         self.head = nn.Sequential(norm_layer(norm, ch[0]), activation(act, ch[0]), conv, nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fill = self.fill(x)
+        return _multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+
+    def fill(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"input {h}x{w} is not a multiple of {self.multiple}; pad it first")
-        line = x[:, :1]  # (B, 1, H, W) line art in [-1, 1], paper = +1
         x = self.stem(x)  # (B, ch[0], H, W)
         skips = [x]
         for block in self.down:
@@ -180,10 +206,7 @@ class ResUNet(nn.Module):
         skips.pop()  # the bottleneck is x itself
         for up in self.up:
             x = up["fuse"](torch.cat([up["resize"](x), skips.pop()], dim=1))
-        x = self.head(x)
-        if self.blend == "multiply":
-            x = _multiply_blend(x, line)
-        return x
+        return self.head(x)
 
 
 GENERATORS.register("resunet")(ResUNet)

@@ -1,0 +1,235 @@
+"""Regions that survive real line art (gap closing, tiny regions, line pixels, the cap) and region-true painting
+(votes, exact hints, split regions, the background, layers), including bad input in bounded time."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from tintline.data.hints import validate_hints
+from tintline.regions import MAX_REGIONS, RegionError, default_gap, label_regions, line_width, segment
+from tintline.regions.paint import Layers, paint
+
+
+def _divided_box(gap: int = 4, size: int = 128, width: int = 2) -> np.ndarray:
+    """A closed square split in two by a vertical divider that has a ``gap``-pixel break in it."""
+    line = np.full((size, size), 255, np.uint8)
+    cv2.rectangle(line, (10, 10), (size - 11, size - 11), 0, width)
+    mid = size // 2
+    cv2.line(line, (mid, 10), (mid, size - 11), 0, width)
+    if gap:
+        line[50 : 50 + gap, mid - width : mid + width + 1] = 255
+    return line
+
+
+def test_line_width_is_measured():
+    for w in (1, 2, 4, 6):
+        line = np.full((200, 200), 255, np.uint8)
+        line[:, 60 : 60 + w] = 0
+        line[80 : 80 + w, :] = 0
+        assert abs(line_width(line) - w) <= 0.25 * w + 0.2, w
+    assert line_width(np.full((10, 10), 255, np.uint8)) == 0.0
+
+
+def test_a_gap_in_a_stroke_does_not_merge_two_areas():
+    line = _divided_box(gap=4)
+    assert label_regions(line)[1] == 2  # plain components: the two halves leak into each other (+ outside)
+    seg = segment(line)
+    assert seg.n == 3  # outside + left half + right half
+    left, right = seg.labels[60, 30], seg.labels[60, 100]
+    assert left != right and not seg.border[left] and not seg.border[right]
+    assert seg.border[seg.labels[2, 2]]
+    # each half is whole: all its interior pixels carry one label
+    assert len(np.unique(seg.labels[15:110, 15:60])) == 1 and len(np.unique(seg.labels[15:110, 68:110])) == 1
+    assert segment(line, gap=0).n == 2  # gap closing off: the plain components
+
+
+def test_a_gap_wider_than_the_setting_stays_open():
+    line = np.full((200, 200), 255, np.uint8)
+    line[36:164, 36:164] = _divided_box(gap=20)  # a margin wider than the ball: the outside stays one region
+    assert default_gap(line) < 20
+    assert segment(line).n == 2
+    assert segment(line, gap=22).n == 3
+
+
+def test_every_pixel_has_a_region_and_line_pixels_take_the_nearest():
+    line = _divided_box(gap=0, width=3)
+    seg = segment(line)
+    assert seg.labels.min() >= 1 and seg.labels.max() == seg.n
+    left, right = seg.labels[60, 30], seg.labels[60, 100]
+    mid = 64
+    assert seg.ink[60, mid]
+    assert seg.labels[60, mid - 1] == left and seg.labels[60, mid + 1] == right  # each side of the divider
+
+
+def test_tiny_regions_are_merged_into_a_neighbour():
+    line = _divided_box(gap=0)
+    for x in range(20, 50, 8):  # little ink rings with a 2x2 hole: specks, not regions
+        cv2.rectangle(line, (x, 80), (x + 3, 83), 0, 1)
+    seg = segment(line)
+    assert seg.n == 3
+    assert label_regions(line)[1] > 3
+
+
+def test_the_region_cap_gives_a_clear_error():
+    line = np.full((256, 256), 255, np.uint8)
+    line[::16, :] = 0
+    line[:, ::16] = 0  # 225 closed cells of 15x15
+    assert segment(line).n >= 225
+    with pytest.raises(RegionError, match="regions"):
+        segment(line, max_regions=100)
+
+
+@pytest.mark.parametrize("kind", ["black", "white", "noise", "tiny-cells"])
+def test_degenerate_line_art_is_segmented_sensibly_and_fast(kind):
+    rng = np.random.default_rng(0)
+    line = {"black": np.zeros((1024, 1024), np.uint8),
+            "white": np.full((1024, 1024), 255, np.uint8),
+            "noise": rng.integers(0, 256, (1024, 1024), dtype=np.uint8),
+            "tiny-cells": np.full((1024, 1024), 255, np.uint8)}[kind]
+    if kind == "tiny-cells":  # ~100,000 regions of 1-2 pixels
+        line[::3, :] = 0
+        line[:, ::3] = 0
+    t = time.perf_counter()
+    seg = segment(line)
+    assert time.perf_counter() - t < 5
+    assert 1 <= seg.n <= MAX_REGIONS
+    assert seg.labels.min() >= 1
+
+
+def _two_boxes() -> np.ndarray:
+    line = np.full((100, 160), 255, np.uint8)
+    cv2.rectangle(line, (10, 10), (70, 90), 0, 2)
+    cv2.rectangle(line, (90, 10), (150, 90), 0, 2)
+    return line
+
+
+def test_paint_gives_one_flat_color_per_region_from_the_network_vote():
+    line = _two_boxes()
+    fill = np.full((100, 160, 3), 255, np.uint8)
+    fill[:, :80] = (200, 40, 40)  # the network paints the left box red, with some bleed across the right box
+    fill[:, 80:] = (40, 40, 200)
+    fill[40:60, 90:100] = (200, 40, 40)  # a red smear inside the blue box: outvoted
+    layers = paint(line, fill, shading=0)
+    img = layers.compose()
+    inside_left, inside_right = img[15:85, 15:65], img[15:85, 95:145]
+    assert (inside_left == inside_left[0, 0]).all() and (inside_right == inside_right[0, 0]).all()
+    assert np.abs(inside_right[0, 0].astype(int) - (40, 40, 200)).max() <= 12
+    assert np.abs(inside_left[0, 0].astype(int) - (200, 40, 40)).max() <= 12
+
+
+def test_exact_hints_split_regions_and_color_the_background():
+    line = _two_boxes()
+    fill = np.full((100, 160, 3), 230, np.uint8)  # the network says: light gray everywhere
+    hints = validate_hints({"points": [
+        {"x": 30, "y": 30, "color": "#ff0000", "radius": 2},  # left box: exactly red
+        {"x": 100, "y": 50, "color": "#00ff00", "radius": 2},  # right box: green on its left ...
+        {"x": 140, "y": 50, "color": "#0000ff", "radius": 2},  # ... and blue on its right: split by nearest
+        {"x": 3, "y": 3, "color": "#ffff00", "radius": 1},  # the background
+    ]})
+    flat = paint(line, fill, hints, shading=0).flat
+    assert (flat[15:85, 15:65] == (255, 0, 0)).all()
+    assert tuple(flat[50, 105]) == (0, 255, 0) and tuple(flat[50, 135]) == (0, 0, 255)
+    assert tuple(flat[95, 80]) == (255, 255, 0) and tuple(flat[2, 158]) == (255, 255, 0)
+
+
+def test_a_hint_touching_a_line_does_not_leak_across_it():
+    line = _two_boxes()
+    fill = np.full((100, 160, 3), 230, np.uint8)
+    # a dot centred just inside the left box's right edge: part of it lies on the line
+    hints = validate_hints({"points": [{"x": 67, "y": 50, "color": "#ff0000", "radius": 4}]})
+    flat = paint(line, fill, hints, shading=0).flat
+    assert tuple(flat[50, 40]) == (255, 0, 0)
+    assert tuple(flat[50, 80]) != (255, 0, 0)  # the background between the boxes
+    # hints entirely outside the image are ignored
+    flat2 = paint(line, fill, validate_hints({"points": [{"x": -50, "y": 500, "color": "#ff0000"}]}), shading=0).flat
+    assert tuple(flat2[50, 40]) != (255, 0, 0)
+
+
+def test_layers_compose_and_shading_is_bounded_darkening():
+    line = _two_boxes()
+    fill = np.full((100, 160, 3), 200, np.uint8)
+    fill[30:50, 20:40] = 100  # a shadow the network painted
+    layers = paint(line, fill, shading=1.0, floor=0.6)
+    assert layers.shading.min() >= int(0.6 * 255) - 1 and layers.shading.max() == 255
+    assert layers.shading[40, 30] < 200 and layers.shading[70, 55] == 255
+    ref = (layers.flat.astype(float) * layers.shading[..., None] * layers.lines[..., None] / 255**2)
+    assert np.abs(layers.compose().astype(float) - ref).max() <= 0.5 + 1e-9
+    flat_only = Layers(layers.flat, layers.shading, layers.lines, shading_opacity=0.0).compose()
+    assert (flat_only[15:85, 15:65] == flat_only[15, 15]).all()
+    half = Layers(layers.flat, layers.shading, layers.lines, shading_opacity=0.5).effective_shading()
+    assert abs(int(half[40, 30]) - (255 - 0.5 * (255 - int(layers.shading[40, 30])))) <= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained small region-encoding U-Net as a .safetensors model file."""
+    import torch
+
+    from tintline.checkpoint import save_generator
+    from tintline.models import create_generator
+
+    args = {"in_channels": 9, "base": 4, "depth": 3, "max_width": 8, "norm": "instance", "blend": "multiply"}
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "g.safetensors"
+    save_generator(create_generator("unet", **args), path,
+                   {"generator": {"name": "unet", "args": args}, "hint_encoding": "region", "image_size": 256})
+    return path
+
+
+@pytest.mark.parametrize("kind", ["black", "white", "noise", "one-region", "tiny-cells"])
+def test_bad_line_art_gets_a_sensible_result_in_bounded_time(tiny_model, kind):
+    from tintline.inference import Colorizer
+
+    rng = np.random.default_rng(1)
+    side = 1024
+    line = {"black": np.zeros((side, side), np.uint8), "white": np.full((side, side), 255, np.uint8),
+            "noise": rng.integers(0, 256, (side, side), dtype=np.uint8),
+            "one-region": np.full((side, side), 255, np.uint8), "tiny-cells": np.full((side, side), 255, np.uint8)}[kind]
+    if kind == "one-region":
+        cv2.circle(line, (512, 512), 500, 0, 3)
+    if kind == "tiny-cells":
+        line[::3, :] = 0
+        line[:, ::3] = 0
+    # hints on a line, far outside the image and on paper
+    hints = validate_hints({"points": [{"x": 512, "y": 12, "color": "#ff0000", "radius": 4},
+                                       {"x": -4000, "y": 99999, "color": "#00ff00"},
+                                       {"x": 300, "y": 500, "color": "#0000ff", "radius": 3}]})
+    t = time.perf_counter()
+    out = Colorizer(tiny_model, shading=0).colorize_lines(line, hints)
+    assert time.perf_counter() - t < 30
+    assert out.shape == (side, side, 3)
+    if kind == "one-region":
+        assert (out[500, 300] == (0, 0, 255)).all()  # the blue dot colors the whole disc
+        assert (out[512, 512] == (0, 0, 255)).all()
+
+
+def test_a_large_page_keeps_colors_inside_its_lines(tiny_model):
+    """The network sees the page at 256 px; regions and colors are decided at full size: no color crosses a line."""
+    from tintline.inference import Colorizer
+
+    page = np.full((2048, 2048), 255, np.uint8)
+    for k in range(0, 2048, 37):  # many thin lines: regions of a few pixels at the network's scale
+        cv2.line(page, (k, 0), (2047 - k // 2, 2047), 0, 2)
+        cv2.line(page, (0, k), (2047, (k * 7) % 2048), 0, 2)
+    seg = segment(page)
+    paper = ~seg.ink
+    dist = cv2.distanceTransform(paper.astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    hints = validate_hints({"points": [{"x": int(x), "y": int(y), "color": "#cc3300", "radius": 3}]})
+    out = Colorizer(tiny_model, shading=0).colorize_lines(page, hints)
+    # with flat colors, every region's paper pixels are one color
+    lab = seg.labels[paper]
+    rgb = out[paper].astype(np.int64)
+    key = rgb[:, 0] * 65536 + rgb[:, 1] * 256 + rgb[:, 2]
+    lo = np.full(seg.n + 1, np.iinfo(np.int64).max)
+    hi = np.full(seg.n + 1, -1)
+    np.minimum.at(lo, lab, key)
+    np.maximum.at(hi, lab, key)
+    present = np.bincount(lab, minlength=seg.n + 1) > 0
+    assert (lo[present] == hi[present]).all()
+    hinted = seg.labels == seg.labels[y, x]
+    assert (out[hinted & paper] == (0xCC, 0x33, 0x00)).all()
