@@ -193,7 +193,8 @@ def main() -> None:
     if args.page:
         report["page"] = page(models, args.dataset, args.page, args.out)
     (args.out / "region_true.json").write_text(json.dumps(report, indent=1))
-    print(f"machine: {report['machine']}\n\n| model | hints | region accuracy | ΔE00 | bleeding |\n|---|---|---|---|---|")
+    print(f"machine: {report['machine']}\n")
+    print("| model | hints | region accuracy | ΔE00 | bleeding |\n|---|---|---|---|---|")
     for label in models:
         for protocol in PROTOCOLS:
             m = report["sprites"][label][protocol]["mean"]
@@ -203,7 +204,8 @@ def main() -> None:
               "|---|---|---|---|---|")
         for label in models:
             for protocol, m in report["page"][label].items():
-                print(f"| {label} | {protocol} | {m['seconds']:.1f} | {m['peak_mb']:.0f} | {100 * m['off_region']:.1f} % |")
+                print(f"| {label} | {protocol} | {m['seconds']:.1f} | {m['peak_mb']:.0f} |"
+                      f" {100 * m['off_region']:.1f} % |")
 
 
 if __name__ == "__main__":

@@ -219,6 +219,43 @@ def test_drop_and_paste_load_line_art(browser, server_url):
     page.close()
 
 
+# the text fields of every form the page posts (Chromium does not show Playwright a multipart body with a file)
+RECORD_FORMS = """() => {
+  const real = window.fetch;
+  window.sentForms = [];
+  window.fetch = (url, opts) => {
+    if (opts && opts.body instanceof FormData) {
+      window.sentForms.push(Object.fromEntries([...opts.body.entries()].filter(([, v]) => typeof v === 'string')));
+    }
+    return real(url, opts);
+  };
+}"""
+
+
+def test_soft_hints_and_download_layers(browser, server_url):
+    from tintline.regions.ora import read_ora
+
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(server_url + "/")
+    assert page.locator("#layers-btn").is_disabled()  # nothing to colorize yet
+    page.evaluate(DELIVER_FILE, [200, 120, "paste"])
+    page.wait_for_function("() => document.getElementById('input-info').textContent.startsWith('200×120')")
+    page.check("#soft-hints")
+    page.evaluate(RECORD_FORMS)
+    with page.expect_download() as dl:
+        page.click("#layers-btn")
+    form = page.evaluate("() => window.sentForms[0]")
+    assert form == {"model": "region-fill", "soft_hints": "true", "layers": "true"}, form
+    assert dl.value.suggested_filename == "art-colorized.ora"
+    assert read_ora(dl.value.path()).flat.shape == (120, 200, 3)
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+    assert not page.locator("#layers-btn").is_disabled()
+    assert not problems, problems
+    page.close()
+
+
 def test_bad_file_and_server_error_are_shown(browser, server_url, tmp_path):
     page = browser.new_page()
     page.goto(server_url + "/")

@@ -188,7 +188,8 @@ def test_bad_line_art_gets_a_sensible_result_in_bounded_time(tiny_model, kind):
     side = 1024
     line = {"black": np.zeros((side, side), np.uint8), "white": np.full((side, side), 255, np.uint8),
             "noise": rng.integers(0, 256, (side, side), dtype=np.uint8),
-            "one-region": np.full((side, side), 255, np.uint8), "tiny-cells": np.full((side, side), 255, np.uint8)}[kind]
+            "one-region": np.full((side, side), 255, np.uint8),
+            "tiny-cells": np.full((side, side), 255, np.uint8)}[kind]
     if kind == "one-region":
         cv2.circle(line, (512, 512), 500, 0, 3)
     if kind == "tiny-cells":

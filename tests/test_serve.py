@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from tintline.regions.ora import read_ora
 from tintline.serve import app as app_mod
 from tintline.serve.app import create_app, run_server
 from tintline.serve.background import running_server
@@ -136,6 +137,33 @@ def test_hint_image_of_another_size_is_refused(client):
     assert_json_error(r, 400, "bad-hints")
 
 
+def test_layers_true_answers_an_openraster_file(client):
+    hints = json.dumps({"points": [{"x": 100, "y": 60, "color": "#3366cc", "radius": 4}]})
+    r = colorize(client, png(line_art()), hints=hints, layers="true")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/openraster"
+    assert r.headers["content-disposition"] == 'attachment; filename="colorized.ora"'
+    lay = read_ora(io.BytesIO(r.content))
+    # a baseline has no layers: the image is the flat layer, and recomposes to the PNG answer exactly
+    assert np.array_equal(lay.compose(), decode(colorize(client, png(line_art()), hints=hints).content))
+    assert (inside(lay.flat) == BLUE).all() and (lay.shading == 255).all() and (lay.lines == 255).all()
+    # flags take true/false (and 1/0, on/off); anything else is a bad form
+    assert colorize(client, png(line_art()), layers="false").headers["content-type"] == "image/png"
+    assert_json_error(colorize(client, png(line_art()), layers="maybe"), 400, "bad-form")
+    assert_json_error(colorize(client, png(line_art()), soft_hints="x" * 40), 413)  # over the field's limit
+
+
+def test_too_many_regions_is_a_422_not_a_500(client):
+    pitch, n = 6, 142  # 20164 closed 5x5 cells: more than regions.MAX_REGIONS (20000)
+    grid = np.full((n * pitch + 1, n * pitch + 1), 255, np.uint8)
+    grid[::pitch] = 0
+    grid[:, ::pitch] = 0
+    for extra in ({}, {"layers": "true"}):
+        r = colorize(client, png(grid), **extra)
+        assert_json_error(r, 422, "too-many-regions")
+        assert "regions" in r.json()["error"] and "\n" not in r.json()["error"]
+
+
 def test_hint_image_runs_render_back_exactly():
     from tintline.data.hints import render_hints
 
@@ -180,7 +208,7 @@ def test_models_health_openapi_and_page(client):
     assert h["status"] == "ok" and h["queue"]["capacity"] == 4
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/api/colorize"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert {"image", "hints", "hint_image", "model"} <= set(body["properties"])
+    assert {"image", "hints", "hint_image", "model", "soft_hints", "layers"} <= set(body["properties"])
     assert "image/png" in schema["paths"]["/api/colorize"]["post"]["responses"]["200"]["content"]
     page = client.get("/")
     assert page.status_code == 200 and "tintline" in page.text
@@ -215,9 +243,18 @@ def test_a_safetensors_checkpoint_is_served_under_its_name(tmp_path):
         models = c.get("/api/models").json()
         assert models["default"] == "tiny"
         assert "unet" in models["models"][0]["description"] and str(tmp_path) not in json.dumps(models)
-        r = colorize(c, png(line_art()), hints=json.dumps({"points": [{"x": 99, "y": 60, "color": "#ff0000"}]}))
+        hints = json.dumps({"points": [{"x": 99, "y": 60, "color": "#ff0000"}]})
+        r = colorize(c, png(line_art()), hints=hints)
         assert r.status_code == 200 and r.headers["x-tintline-model"] == "tiny"
         assert decode(r.content).shape == (H, W, 3)
+        soft = colorize(c, png(line_art()), hints=hints, soft_hints="true")
+        assert soft.status_code == 200 and not np.array_equal(decode(soft.content), decode(r.content))
+        assert np.array_equal(decode(colorize(c, png(line_art()), hints=hints, soft_hints="false").content),
+                              decode(r.content))
+        ora = colorize(c, png(line_art()), hints=hints, layers="true")
+        assert ora.status_code == 200 and ora.headers["content-type"] == "image/openraster"
+        lay = read_ora(io.BytesIO(ora.content))  # region-true layers, recomposing to the PNG answer exactly
+        assert np.array_equal(lay.compose(), decode(r.content)) and (lay.lines < 128).any()
     pickle = tmp_path / "model.pt"
     pickle.write_bytes(b"\x80\x04K\x01.")  # a pickle, not safetensors: refused at start-up
     with pytest.raises(CheckpointError):

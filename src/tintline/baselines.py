@@ -11,8 +11,8 @@ from PIL import Image
 
 from .data.hints import render_hints
 from .data.lineart import normalize_input
-from .regions import region_fill
 from .models.registry import Registry
+from .regions import region_fill
 
 
 class Baseline:

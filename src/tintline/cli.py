@@ -185,13 +185,16 @@ def cmd_colorize(a: argparse.Namespace) -> None:
         model, inputs = "default", [model, *inputs]  # an image is never a model: none named, use the shipped one
     if not inputs:
         raise UserError("colorize needs at least one INPUT image")
-    written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device)
+    written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device,
+                             soft_hints=a.soft_hints, layers=a.layers)
     for p in written:
         print(p)
+        if a.layers:
+            print(p.with_suffix(".ora"))  # the flat/shading/lines PNGs lie beside it, named after it
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    from .evaluate.run import evaluate, write_inputs
+    from .evaluate.run import evaluate, parse_protocols, write_inputs
 
     if len(a.targets) > 2:
         raise UserError("eval takes [MODEL] DATASET")
@@ -217,9 +220,11 @@ def cmd_eval(a: argparse.Namespace) -> None:
     for b in a.baseline or ():
         if b not in ("white", "region-fill", "mean-color") and "=" not in b:
             raise UserError(f"--baseline {b}: expected white, region-fill, mean-color or LABEL=MODEL")
+    parse_protocols(a.hints, a.hint_curve)  # a malformed --hints fails before any data is read
     report = evaluate(model, Path(dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device,
                       baselines=tuple(a.baseline or ()), hint_curve=a.hint_curve, gaps=a.gaps,
-                      predictions=Path(a.predictions) if a.predictions else None, compare=compare)
+                      predictions=Path(a.predictions) if a.predictions else None, compare=compare,
+                      protocols=a.hints)
     print(f"report: {report}")
 
 
@@ -361,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels), or a hint image: a"
                                    " transparent PNG of the input's size with colored marks")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--soft-hints", action="store_true",
+                   help="the network's own output: hints are suggestions and colors may cross lines (default:"
+                        " region-true, one flat color per closed region, hinted regions exactly their hint's color)")
+    s.add_argument("--layers", action="store_true",
+                   help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
+                        " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")
     s.set_defaults(func=cmd_colorize)
 
     s = sub.add_parser("eval", help="score models and baselines on a dataset split; HTML report + metrics.json")
@@ -373,7 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--baseline", action="append", metavar="NAME",
                    help="also score a baseline (repeatable): white, region-fill, mean-color, or a trained one as "
                         "LABEL=MODEL, e.g. pix2pix=runs/pix2pix (configs/pix2pix.yaml trained on the same data)")
-    s.add_argument("--hint-curve", action="store_true", help="score at 0, 1, 2, 4, 8, 16 and 32 hints (slower)")
+    s.add_argument("--hints", action="append", metavar="PROTOCOL",
+                   help="hint protocol to score under (repeatable): simulated (the training simulator's marks at 0"
+                        " and 8 hints), none, per-region (a dot of the true color in every closed region),"
+                        " largest:K (dots in the K largest regions); default: simulated, per-region, largest:4,"
+                        " none")
+    s.add_argument("--hint-curve", action="store_true",
+                   help="simulated hints at 0, 1, 2, 4, 8, 16 and 32 marks (slower)")
     s.add_argument("--gaps", action="store_true", help="erase short random segments of the lines first")
     s.add_argument("--predictions", metavar="PRED_DIR", help="score another tool's images, named <key>.png")
     s.add_argument("--write-inputs", metavar="DIR", help="write the split's line art as <key>.png and stop")

@@ -3,8 +3,10 @@
 The network works on a grid whose sides are multiples of its ``multiple`` (2**depth). Inputs are normalized
 (:func:`tintline.data.lineart.normalize_input`), scaled down when their long side exceeds ``max_side`` (the model
 was trained on images of about its training size, so line thickness should match), padded with paper to the
-multiple, colorized, cropped back, and scaled up to the input size. When scaled, the original full-resolution
-lines are multiplied back over the upscaled colors so the output keeps the input's crisp lines.
+multiple, colorized, cropped back, and scaled up to the input size. The output is then made region-true
+(:mod:`tintline.regions.paint`): regions come from the full-resolution line art, so colors never cross a closed
+line; hinted regions take their hint's color exactly. ``soft_hints`` keeps the network's own output instead (with
+the full-resolution lines multiplied back over the upscaled colors).
 """
 
 from __future__ import annotations
@@ -23,10 +25,25 @@ from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.lineart import normalize_input
+from .regions import Segmentation, segment
+from .regions.ora import write_ora
+from .regions.paint import Layers, paint
+
+DEFAULT_SHADING = 1.0  # strength of the network's shading on the flat colors (0: flat colors only)
 
 
 class Colorizer:
-    def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None):
+    """A generator with its pre- and post-processing.
+
+    ``soft_hints=False`` (the default) gives region-true output (:mod:`tintline.regions.paint`): regions found on
+    the full-resolution line art, hinted regions in exactly their hint's color, every other region one flat color
+    voted from the network, the network's shading on top (scaled by ``shading``, 0..1). ``soft_hints=True`` is the
+    network's own output (hints are suggestions it may blend or ignore, colors may cross lines): the behaviour
+    before region-true output, kept for comparison and for drawings whose lines are not closed at all.
+    """
+
+    def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
+                 soft_hints: bool = False, shading: float = DEFAULT_SHADING):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
@@ -34,16 +51,22 @@ class Colorizer:
         self.multiple = int(getattr(self.net, "multiple", 1))
         self.encoding = self.meta.get("hint_encoding", "sparse")
         # default working size: the training image size. The network then sees lines as thick as in training, and
-        # larger inputs cost no more (the colors are upscaled, the full-resolution ink is multiplied back on top)
+        # larger inputs cost no more (the colors are upscaled, the regions and the ink come from the full size)
         self.max_side = max_side or int(self.meta.get("image_size", 256))
+        self.soft_hints = soft_hints
+        self.shading = shading
 
     @torch.no_grad()
-    def colorize_lines(self, line: np.ndarray, hints: dict | None = None) -> np.ndarray:
-        """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
+    def _network(self, line: np.ndarray, hints: dict | None) -> tuple[np.ndarray, np.ndarray, float]:
+        """line (H, W) uint8 -> (output (h, w, 3) uint8, fill (h, w, 3) uint8, scale) at the working size.
+
+        output is the network's image (fill multiplied by the line art for ``blend: multiply`` generators); fill is
+        the color it paints under the lines (the same as output for ``blend: direct``)."""
         h, w = line.shape
         scale = min(1.0, self.max_side / max(h, w))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
         small = cv2.resize(line, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else line
+        seg = segment(small)  # the hint encoding floods hints into these regions (as in training)
         hint_colors, mask = render_hints(hints or {"points": [], "strokes": []}, sh, sw, scale=scale)
         ph, pw = -sh % self.multiple, -sw % self.multiple
         # pad with paper (and no hints); split the padding so the drawing stays centred in the receptive field
@@ -51,9 +74,35 @@ class Colorizer:
         small_p = np.pad(small, pads, constant_values=255)
         colors_p = np.pad(hint_colors, (*pads, (0, 0)))
         mask_p = np.pad(mask, pads)
-        x = encode_input(small_p, colors_p, mask_p, self.encoding).unsqueeze(0).to(self.device)  # (1, C, H', W')
-        y = to_uint8(self.net(x)[0])  # (H', W', 3)
-        y = y[pads[0][0] : pads[0][0] + sh, pads[1][0] : pads[1][0] + sw]
+        seg_p = None
+        if self.encoding == "region":
+            labels_p = np.pad(seg.labels, pads)  # padding: label 0, a region of its own that no hint reaches
+            seg_p = Segmentation(labels_p, seg.n, np.pad(seg.ink, pads), seg.areas, seg.border)
+        x = encode_input(small_p, colors_p, mask_p, self.encoding, seg=seg_p).unsqueeze(0).to(self.device)
+        fill_fn = getattr(self.net, "fill", None)
+        if fill_fn is not None and getattr(self.net, "blend", "direct") == "multiply":
+            fill_t = fill_fn(x)  # (1, 3, H', W')
+            out_t = ((fill_t + 1) * (x[:, :1] + 1)) / 2 - 1
+        else:
+            out_t = fill_t = self.net(x)
+        crop = (slice(pads[0][0], pads[0][0] + sh), slice(pads[1][0], pads[1][0] + sw))
+        return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], scale
+
+    def colorize_layers(self, line: np.ndarray, hints: dict | None = None) -> Layers:
+        """line (H, W) uint8 (paper 255) + validated hints in input pixels -> region-true :class:`Layers`."""
+        h, w = line.shape
+        _, fill, scale = self._network(line, hints)
+        if scale < 1:
+            fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
+        return paint(line, fill, hints, shading=self.shading)
+
+    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
+        """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
+        soft = self.soft_hints if soft_hints is None else soft_hints
+        if not soft:
+            return self.colorize_layers(line, hints).compose()
+        h, w = line.shape
+        y, _, scale = self._network(line, hints)
         if scale < 1:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC)
             # multiply the crisp full-resolution ink back over the smooth upscaled colors
@@ -61,8 +110,8 @@ class Colorizer:
             y = cv2.multiply(y, cv2.merge([line, line, line]), scale=1.0 / 255.0)
         return np.ascontiguousarray(y)
 
-    def colorize_image(self, img: Image.Image, hints: dict | None = None) -> np.ndarray:
-        return self.colorize_lines(normalize_input(img), hints)
+    def colorize_image(self, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
+        return self.colorize_lines(normalize_input(img), hints, soft_hints=soft_hints)
 
 
 def default_model() -> Path | None:
@@ -78,10 +127,48 @@ def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseli
     return Colorizer(model, device=device)  # "default" resolves to the shipped model in resolve_model_path
 
 
+def image_layers(rgb: np.ndarray) -> Layers:
+    """(H, W, 3) uint8 image without a layer decomposition -> :class:`Layers` with the image as the flat layer and
+    blank multiply layers (255), so that ``compose()`` gives the image back exactly."""
+    h, w = rgb.shape[:2]
+    blank = np.full((h, w), 255, np.uint8)
+    return Layers(np.ascontiguousarray(rgb, dtype=np.uint8), blank, blank.copy())
+
+
+def colorize_to_layers(colorizer: object, img: Image.Image, hints: dict | None = None,
+                       soft_hints: bool | None = None) -> Layers:
+    """Any colorizer (a :class:`Colorizer`, a baseline, or an object with ``colorize_image``) -> :class:`Layers`
+    whose ``compose()`` is exactly what ``colorize_image`` gives for the same arguments.
+
+    A region-true :class:`Colorizer` gives its flat / shading / line layers. Outputs with no such decomposition (the
+    network's own output with ``soft_hints``, the baselines, other objects) become :func:`image_layers`: the whole
+    image in the flat layer. ``soft_hints`` None leaves the colorizer's own default (and is not passed on, so
+    objects whose ``colorize_image`` takes no ``soft_hints`` work)."""
+    soft = bool(getattr(colorizer, "soft_hints", False)) if soft_hints is None else soft_hints
+    layered = getattr(colorizer, "colorize_layers", None)
+    if not soft and callable(layered):
+        return layered(normalize_input(img), hints)
+    kw = {} if soft_hints is None else {"soft_hints": soft_hints}
+    return image_layers(np.asarray(colorizer.colorize_image(img, hints, **kw)))  # type: ignore[attr-defined]
+
+
+def layer_paths(png: Path) -> dict[str, Path]:
+    """``<stem>.png`` -> the files ``--layers`` writes beside it: ora, flat, shading, lines."""
+    return {"ora": png.with_suffix(".ora"), **{k: png.with_name(f"{png.stem}_{k}.png")
+                                                for k in ("flat", "shading", "lines")}}
+
+
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
-                   device: str = "cpu") -> list[Path]:
-    """Colorize each input into ``out_dir/<stem>.png``. One hints file (JSON, or a hint image of the inputs' size)
-    applies to every input."""
+                   device: str = "cpu", soft_hints: bool = False, layers: bool = False) -> list[Path]:
+    """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
+    of the inputs' size) applies to every input.
+
+    ``soft_hints``: the network's own output instead of region-true colors (:class:`Colorizer`). ``layers``: also
+    write ``<stem>.ora`` (OpenRaster: lines and shading multiply over flat, :mod:`tintline.regions.ora`) and the
+    layers as ``<stem>_flat.png`` (RGB), ``<stem>_shading.png`` (at full strength; the .ora carries the shading's
+    opacity) and ``<stem>_lines.png`` (gray, 255 = no change); ``<stem>.png`` is then exactly the .ora's
+    composite. Outputs without layers (baselines, ``soft_hints``) have the whole image in the flat layer and blank
+    shading and lines."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -93,7 +180,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
             raise FileNotFoundError(f"input not found: {name}")
     colorizer = load_colorizer(model, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
+    taken: set[Path] = set()  # every file written so far, layers included
     for name in inputs:
         try:
             img = read_image_file(name, Limits())
@@ -101,10 +189,21 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
             raise BadImage(e.reason, f"{name}: {e.detail}") from e
         if hint_img is not None:
             hints = hint_image_to_hints(hint_img, img.size)
-        rgb = colorizer.colorize_image(img, hints)
         out = out_dir / f"{Path(name).stem}.png"
-        if out in written:  # two inputs with the same name from different folders
+        siblings = set(layer_paths(out).values()) if layers else set()
+        if out in taken or siblings & taken:  # two inputs with the same name from different folders (or a_flat.png)
             out = out_dir / f"{Path(name).stem}_{len(written)}.png"
-        Image.fromarray(rgb).save(out)
+        if not layers:
+            Image.fromarray(colorizer.colorize_image(img, hints, soft_hints=soft_hints)).save(out)
+        else:
+            lay = colorize_to_layers(colorizer, img, hints, soft_hints=soft_hints)
+            Image.fromarray(lay.compose()).save(out)
+            extra = layer_paths(out)
+            write_ora(extra["ora"], lay, title=out.stem)
+            Image.fromarray(lay.flat).save(extra["flat"])
+            Image.fromarray(lay.shading).save(extra["shading"])
+            Image.fromarray(lay.lines).save(extra["lines"])
+            taken.update(extra.values())
+        taken.add(out)
         written.append(out)
     return written

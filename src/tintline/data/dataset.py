@@ -17,8 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..config import HintConfig
-from .hints import render_hints, simulate_hints
 from ..regions import Segmentation, region_fill, segment
+from .hints import render_hints, simulate_hints
 from .store import Entry
 
 

@@ -1,15 +1,26 @@
 """`tintline eval`: score models and baselines on a dataset split and write an HTML report + metrics.json.
 
-Every model sees identical inputs: hints are placed by the training simulator with a generator seeded per image
-and hint count, and ``--gaps`` erases the same line segments for everyone. Each image is scored per pixel (PSNR,
-SSIM, ΔE00, chroma) and per region (region accuracy, bleeding, hint adherence: see ``region_metrics``), at each
-hint count; numbers are aggregated overall and per tag.
+Every model sees identical inputs under each hint *protocol* (:class:`Protocol`, ``--hints``):
+
+* ``simulated``: marks placed by the training simulator with a generator seeded per image and hint count, at 0 and
+  8 hints (or at ``CURVE_COUNTS`` with ``--hint-curve``); results under the keys ``"0"``, ``"8"``, ...
+* ``none``: no hints at all (key ``"none"``; the same input as ``"0"``, scored once when both are asked for).
+* ``per-region``: one dot in every closed region (4-connected paper pixels of the clean line art, at least
+  :func:`~.region_metrics.default_min_area` pixels, not touching the border) at its most interior point, in the
+  region's true median color (:func:`~tintline.data.hints.region_dots`): what a colorist who flats every region
+  gives; a region-true colorizer should then get every region right.
+* ``largest:K``: the same dots in the K largest of those regions only.
+
+``--gaps`` erases the same line segments for everyone. Each image is scored per pixel (PSNR, SSIM, ΔE00, chroma)
+and per region (region accuracy, bleeding, hint adherence: see ``region_metrics``), under each protocol; numbers
+are aggregated overall and per tag.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +32,20 @@ from tqdm import tqdm
 
 from ..config import HintConfig
 from ..data.dataset import load_pair
-from ..data.hints import render_hints, simulate_hints
+from ..data.hints import region_dots, render_hints, simulate_hints
 from ..data.imageio import read_image_file
 from ..data.store import DatasetError, Entry, Store
 from ..errors import UserError
 from ..inference import load_colorizer
 from ..monitor.html import esc, figure, line_plot, table, write_page
 from ..monitor.images import overlay_hints, tile
+from ..regions import label_regions
 from .metrics import all_metrics
-from .region_metrics import region_metrics, scored_regions
+from .region_metrics import default_min_area, region_metrics, scored_regions
 
 DEFAULT_COUNTS = (0, 8)
 CURVE_COUNTS = (0, 1, 2, 4, 8, 16, 32)
+DEFAULT_PROTOCOLS = ("simulated", "per-region", "largest:4", "none")
 METRICS = ("psnr", "ssim", "delta_e00", "chroma", "region_acc", "region_acc_area", "bleeding", "hint_adherence")
 LOWER_IS_BETTER = {"delta_e00", "bleeding"}
 
@@ -50,6 +63,65 @@ class Case:
         return self.entry.sha256[:16]
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """One way of giving hints to every model; ``key`` names its results in metrics.json.
+
+    kind "simulated" (``n`` hints from the training simulator), "none", "per-region" (a dot in every scored
+    region) or "largest" (dots in the ``n`` largest regions)."""
+
+    kind: str
+    n: int = 0
+
+    @property
+    def key(self) -> str:
+        # simulated counts keep their bare numbers as keys, so readers of older metrics.json files keep working
+        return {"simulated": str(self.n), "largest": f"largest:{self.n}"}.get(self.kind, self.kind)
+
+    @property
+    def label(self) -> str:
+        """Readable name for the report: "8 hints", "a dot in every region", ..."""
+        if self.kind == "simulated":
+            return f"{self.n} hint{'' if self.n == 1 else 's'}"
+        if self.kind == "per-region":
+            return "a dot in every region"
+        if self.kind == "largest":
+            return "a dot in the largest region" if self.n == 1 else f"dots in the {self.n} largest regions"
+        return "none"
+
+    @property
+    def hintless(self) -> bool:
+        """The model gets no hints ("none", or 0 simulated hints): the same input, so the same result."""
+        return self.kind == "none" or (self.kind == "simulated" and self.n == 0)
+
+
+def parse_protocols(specs: Sequence[str] | None = None, hint_curve: bool = False) -> tuple[Protocol, ...]:
+    """``--hints`` values (None: :data:`DEFAULT_PROTOCOLS`) -> protocols in order, duplicates dropped.
+
+    ``simulated`` expands to one protocol per hint count: ``DEFAULT_COUNTS``, or ``CURVE_COUNTS`` with
+    ``hint_curve``. Raises :class:`UserError` on a malformed value (``largest:x``, ``largest:0``, ``foo``)."""
+    out: dict[str, Protocol] = {}
+    for spec in DEFAULT_PROTOCOLS if specs is None else specs:
+        text = str(spec).strip()
+        kind, sep, arg = text.partition(":")
+        if text == "simulated":
+            found = [Protocol("simulated", c) for c in (CURVE_COUNTS if hint_curve else DEFAULT_COUNTS)]
+        elif text in ("none", "per-region"):
+            found = [Protocol(text)]
+        elif kind == "largest" and sep and arg.isdigit() and int(arg) > 0:
+            found = [Protocol("largest", int(arg))]
+        else:
+            raise UserError(f"--hints {spec}: expected simulated, none, per-region or largest:K with K a whole"
+                            " number >= 1")
+        for p in found:
+            out.setdefault(p.key, p)
+    if not out:
+        raise UserError("--hints: give at least one protocol (simulated, none, per-region, largest:K)")
+    if hint_curve and not any(p.kind == "simulated" for p in out.values()):
+        raise UserError("--hint-curve scores simulated hints at 0-32 marks: add --hints simulated")
+    return tuple(out.values())
+
+
 def add_gaps(line: np.ndarray, rng: np.random.Generator, n: int = 12, length: int = 6) -> np.ndarray:
     """Erase ``n`` short segments of the lines (white discs on ink pixels): lines that leak, as in rough sketches."""
     out = line.copy()
@@ -64,6 +136,33 @@ def add_gaps(line: np.ndarray, rng: np.random.Generator, n: int = 12, length: in
 def _hints(case: Case, count: int, seed: int) -> dict:
     rng = np.random.default_rng([seed, case.index, count])
     return simulate_hints(case.color, case.clean_line, HintConfig(), rng, count=count)
+
+
+def protocol_hints(case: Case, protocol: Protocol, seed: int) -> dict:
+    """The hints (validated form) ``protocol`` gives for ``case``: a function of the image, protocol and seed only,
+    so every model gets the same. Region dots use the clean line art, the regions that are scored."""
+    if protocol.hintless:
+        return {"points": [], "strokes": []}
+    if protocol.kind == "simulated":
+        return _hints(case, protocol.n, seed)
+    labels, n = label_regions(case.clean_line)
+    return region_dots(case.color, labels, n, min_area=default_min_area(case.clean_line.shape),
+                       largest=protocol.n if protocol.kind == "largest" else None)
+
+
+class HintBook:
+    """Hints per (image, protocol), made once and handed to every model alike (the region dots cost a labelling
+    and a distance transform per image, the galleries ask again)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._memo: dict[tuple[int, str], dict] = {}
+
+    def __call__(self, case: Case, protocol: Protocol) -> dict:
+        k = (case.index, protocol.key)
+        if k not in self._memo:
+            self._memo[k] = protocol_hints(case, protocol, self.seed)
+        return self._memo[k]
 
 
 def _mean(values: list[float]) -> float:
@@ -85,9 +184,10 @@ def image_attributes(dataset: Path, shas: list[str]) -> dict[str, dict]:
     return {s: out.get(s, {"style": "unknown", "subject": None}) for s in shas}
 
 
-def failure_table(records: list[dict], attrs: dict[str, dict], count: int) -> list[list]:
+def failure_table(records: list[dict], attrs: dict[str, dict], count: int | str) -> list[list]:
     """Mean ΔE00 and region accuracy per line-art style, per complexity tercile (number of closed regions) and per
-    subject-size tercile: where the model fails, not just how much."""
+    subject-size tercile: where the model fails, not just how much. ``count``: the protocol key (a hint count or
+    e.g. "per-region") whose results are grouped."""
     rows: list[list] = []
 
     def add(group: str, label: str, sub: list[dict]) -> None:
@@ -122,33 +222,47 @@ def load_cases(dataset: Path, split: str, limit: int, gaps: bool, seed: int) -> 
     return cases
 
 
-def score(predict, cases: list[Case], counts: tuple[int, ...], seed: int, desc: str, progress: bool) -> list[dict]:
-    """predict(case, hints) -> (H, W, 3) uint8. Returns per-image records with metrics per hint count."""
+Predict = Callable[[Case, dict], np.ndarray]
+
+
+def score(predict: Predict, cases: list[Case], protocols: Sequence[Protocol], seed: int, desc: str, progress: bool,
+          hints: HintBook | None = None) -> list[dict]:
+    """predict(case, hints) -> (H, W, 3) uint8. Returns per-image records with metrics per protocol key.
+
+    ``hints``: a shared :class:`HintBook` (so every model gets the very same hints without recomputing them)."""
+    book = HintBook(seed) if hints is None else hints
     out = []
     for case in tqdm(cases, desc=desc, unit="img", disable=not progress):
         rec: dict = {"key": case.key, "sha256": case.entry.sha256, "tags": list(case.entry.tags), "results": {}}
         truth_lab, regions = rgb2lab(case.color), scored_regions(case.clean_line)
-        for count in counts:
-            hints = _hints(case, count, seed)
-            pred = predict(case, hints)
+        hintless: dict | None = None
+        for p in protocols:
+            if p.hintless and hintless is not None:
+                rec["results"][p.key] = dict(hintless)  # "none" and "0" are the same input: scored once
+                continue
+            h = book(case, p)
+            pred = predict(case, h)
             pred_lab = rgb2lab(pred)
-            colors, mask = render_hints(hints, *case.line.shape)
+            colors, mask = render_hints(h, *case.line.shape)
             m = all_metrics(pred, case.color, pred_lab, truth_lab)
             m.update(region_metrics(pred, case.color, case.clean_line, colors, mask, pred_lab=pred_lab,
                                     truth_lab=truth_lab, regions=regions))
-            rec["results"][str(count)] = m
+            rec["results"][p.key] = m
+            if p.hintless:
+                hintless = m
         out.append(rec)
     return out
 
 
-def summarize(records: list[dict], counts: tuple[int, ...]) -> dict:
-    summary = {str(c): {k: _mean([r["results"][str(c)][k] for r in records]) for k in METRICS} for c in counts}
+def summarize(records: list[dict], keys: Sequence[str | int]) -> dict:
+    """Per-image records -> {"summary": {key: {metric: mean}}, "per_tag": {tag: {"images": n, key: {...}}}}."""
+    summary = {str(c): {k: _mean([r["results"][str(c)][k] for r in records]) for k in METRICS} for c in keys}
     tags = sorted({t for r in records for t in r["tags"]})
     per_tag = {}
     for t in tags:
         sub = [r for r in records if t in r["tags"]]
         per_tag[t] = {"images": len(sub), **{str(c): {k: _mean([r["results"][str(c)][k] for r in sub])
-                                                       for k in METRICS} for c in counts}}
+                                                       for k in METRICS} for c in keys}}
     return {"summary": summary, "per_tag": per_tag}
 
 
@@ -180,9 +294,14 @@ def split_spec(spec: str | Path) -> tuple[str, str | Path]:
 def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str = "test", limit: int = 0,
              device: str = "cpu", seed: int = 0, progress: bool = True, baselines: tuple[str, ...] = (),
              hint_curve: bool = False, gaps: bool = False, predictions: Path | None = None,
-             compare: str | Path | None = None, worst: int = 6) -> Path:
-    """Score ``model`` (and ``baselines``, and ``compare``, or the images in ``predictions``); write the report."""
-    counts = CURVE_COUNTS if hint_curve else DEFAULT_COUNTS
+             compare: str | Path | None = None, worst: int = 6, protocols: Sequence[str] | None = None) -> Path:
+    """Score ``model`` (and ``baselines``, and ``compare``, or the images in ``predictions``) under every hint
+    protocol (``protocols``: ``--hints`` values, None for :data:`DEFAULT_PROTOCOLS`); write the report."""
+    prots = parse_protocols(protocols, hint_curve)
+    if predictions is not None:
+        prots = tuple(p for p in prots if p.hintless)  # an external tool gets no hints from us
+        if not prots:
+            raise UserError("--predictions scores another tool's images without hints: add --hints none")
     cases = load_cases(dataset, split, limit, gaps, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     models: dict[str, dict] = {}
@@ -219,33 +338,36 @@ def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str 
                 img = cv2.resize(img, case.color.shape[1::-1], interpolation=cv2.INTER_AREA)
             return img
 
-        counts = (0,)  # an external tool gets no hints from us
         predictors[f"predictions:{predictions}"] = from_files
         models[f"predictions:{predictions}"] = {"meta": {"description": f"images from {predictions}"}}
     if not predictors:
         raise UserError("nothing to evaluate: give a MODEL, --baseline, --compare or --predictions")
 
+    keys = [p.key for p in prots]
+    book = HintBook(seed)  # one set of hints for every model
     for name, fn in predictors.items():
-        recs = score(fn, cases, counts, seed, f"eval {Path(name).name or name}", progress)
-        models[name].update(summarize(recs, counts))
+        recs = score(fn, cases, prots, seed, f"eval {Path(name).name or name}", progress, hints=book)
+        models[name].update(summarize(recs, keys))
         models[name]["per_image"] = recs
 
     model = split_spec(model)[0] if model is not None else None  # from here on, models go by their labels
     compare = split_spec(compare)[0] if compare is not None else None
     report: dict = {"dataset": str(dataset), "split": split, "images": len(cases), "gaps": gaps, "seed": seed,
-                    "hint_counts": list(counts), "models": models}
+                    "hint_counts": [p.n for p in prots if p.kind == "simulated"], "protocols": keys,
+                    "protocol_labels": {p.key: p.label for p in prots}, "models": models}
     names = list(models)
     if compare is not None and model is not None:
-        report["comparison"] = _compare(models[str(model)], models[str(compare)], counts, seed)
+        report["comparison"] = _compare(models[str(model)], models[str(compare)], keys, seed)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=1, allow_nan=True))
-    body = _html(report, names, cases, predictors, counts, seed, out_dir, worst, model, compare)
+    body = _html(report, names, cases, predictors, prots, book, out_dir, worst, model, compare)
     return write_page(out_dir / "index.html", "tintline evaluation", body)
 
 
-def _compare(a: dict, b: dict, counts: tuple[int, ...], seed: int) -> dict:
+def _compare(a: dict, b: dict, keys: Sequence[str | int], seed: int) -> dict:
+    """Paired per-image differences a - b per protocol key and metric: mean and 95% bootstrap interval."""
     rng = np.random.default_rng(seed)
     out: dict = {}
-    for c in counts:
+    for c in keys:
         out[str(c)] = {}
         for k in METRICS:
             diff = np.array([ra["results"][str(c)][k] - rb["results"][str(c)][k]
@@ -285,102 +407,135 @@ def _fmt(v: float) -> float | str:
     return "–" if isinstance(v, float) and math.isnan(v) else v
 
 
-def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, counts: tuple[int, ...], seed: int,
-          out_dir: Path, worst: int, model, compare) -> str:
+def _focus(protocols: Sequence[Protocol]) -> tuple[Protocol, Protocol]:
+    """(the no-hint protocol, the hinted one the galleries and per-tag tables show): the first hintless protocol
+    (else the first), and ``per-region`` when scored (else the last)."""
+    plain = next((p for p in protocols if p.hintless), protocols[0])
+    hinted = next((p for p in protocols if p.kind == "per-region"), protocols[-1])
+    return plain, hinted
+
+
+def _with(p: Protocol) -> str:
+    """"without hints" / "with 8 hints" / "with a dot in every region", for captions."""
+    return "without hints" if p.hintless else f"with {p.label}"
+
+
+def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, protocols: Sequence[Protocol],
+          hints: HintBook, out_dir: Path, worst: int, model, compare) -> str:
     models = report["models"]
+    labels = {p.key: p.label for p in protocols}
     head = ["model", "hints", "PSNR ↑", "SSIM ↑", "ΔE00 ↓", "chroma", "region acc ↑", "region acc (area) ↑",
             "bleeding ↓", "hint adherence ↑"]
-    rows = [[n, c, *(_fmt(models[n]["summary"][str(c)][k]) for k in METRICS)] for n in names for c in counts]
+    rows = [[n, p.label, *(_fmt(models[n]["summary"][p.key][k]) for k in METRICS)] for n in names for p in protocols]
+
+    def acc_de(n: str, key: str) -> str:
+        s = models[n]["summary"][key]
+        return " / ".join("–" if math.isnan(v) else f"{v:{f}}" for v, f in ((s["region_acc"], ".3f"),
+                                                                             (s["delta_e00"], ".2f")))
+
+    # the headline: how each model does under each protocol, on the two numbers a colorist reads first
+    compact = table(["protocol", *names], [[p.label, *(acc_de(n, p.key) for n in names)] for p in protocols])
     truth_chroma = _mean([all_metrics(c.color, c.color)["chroma"] for c in cases[:50]])
     parts = [
         f"<p>Dataset <code>{esc(report['dataset'])}</code>, split <b>{esc(report['split'])}</b>, "
         f"{report['images']} images{', lines with gaps' if report['gaps'] else ''}. Truth chroma (first 50): "
         f"{truth_chroma:.1f}.</p>",
+        "<h2>Protocol × model: region accuracy ↑ / ΔE00 ↓</h2>",
+        compact,
+        "<h2>All metrics</h2>",
         table(head, rows),
-        "<p class='note'>Hints are dots of the true color placed by the training simulator, seeded per image and"
-        " count, identical for every model. Region metrics score the closed regions of the line art (background"
-        " left out; ΔE00 ≤ 10 counts as right). Bleeding is the within-region color spread relative to the truth's"
-        " (1 = as flat as the truth). Chroma tells washed-out outputs apart.</p>",
+        "<p class='note'>Hint protocols, identical for every model: <i>N hints</i> are dots and short strokes of"
+        " the true color placed by the training simulator, seeded per image and count; <i>a dot in every region</i>"
+        " is one dot at the most interior point of every closed region (the scored ones: 4-connected, not touching"
+        " the border, at least 48 px at 256 px scaled by image area) in the region's true median color, what a"
+        " colorist who flats every region gives; <i>dots in the K largest regions</i> are those dots in the K"
+        " largest regions only; <i>none</i> gives no hints. Region metrics score the closed regions of the line"
+        " art (background left out; ΔE00 ≤ 10 counts as right). Bleeding is the within-region color spread"
+        " relative to the truth's (1 = as flat as the truth). Chroma tells washed-out outputs apart.</p>",
     ]
+    counts = [p for p in protocols if p.kind == "simulated"]
     if len(counts) > 2:
         parts.append("<h2>Hint curves</h2>")
         for k, title in (("delta_e00", "ΔE00 (lower is better)"), ("region_acc", "region accuracy"),
                          ("hint_adherence", "hint adherence")):
-            series = {n: [(c, models[n]["summary"][str(c)][k]) for c in counts] for n in names}
+            series = {n: [(p.n, models[n]["summary"][p.key][k]) for p in counts] for n in names}
             parts.append(line_plot(series, f"{title} vs. number of hints", xlabel="hints per image"))
-    # per-tag table for MODEL (else the first scored), at the first and last count
+    # per-tag table for MODEL (else the first scored), without hints and with the per-region dots (else the last)
+    plain, hinted = _focus(protocols)
+    focus = list(dict.fromkeys((plain, hinted)))
     first = str(model) if model is not None and str(model) in models else names[0]  # galleries: MODEL's
-    tag_rows = [[t, d["images"], *(_fmt(d[str(c)][k]) for c in (counts[0], counts[-1])
-                                   for k in ("delta_e00", "region_acc"))]
+    tag_rows = [[t, d["images"], *(_fmt(d[p.key][k]) for p in focus for k in ("delta_e00", "region_acc"))]
                 for t, d in sorted(models[first]["per_tag"].items(), key=lambda kv: -kv[1]["images"])[:20]]
     parts += [f"<h2>Per tag ({esc(first)})</h2>",
-              table(["tag", "images", f"ΔE00 @{counts[0]}", f"region acc @{counts[0]}",
-                     f"ΔE00 @{counts[-1]}", f"region acc @{counts[-1]}"], tag_rows)]
+              table(["tag", "images", *(f"{m} ({p.label})" for p in focus for m in ("ΔE00", "region acc"))],
+                    tag_rows)]
     attrs = image_attributes(Path(report["dataset"]), [r["sha256"] for r in models[first]["per_image"]])
-    for c in dict.fromkeys((counts[0], counts[-1])):
-        parts += [f"<h2>Failure statistics ({esc(first)}, {c} hints)</h2>",
+    for p in focus:
+        parts += [f"<h2>Failure statistics ({esc(first)}, {esc(p.label)})</h2>",
                   table(["by", "group", "images", "ΔE00 ↓", "region acc ↑"],
                         [[g, lab, n, _fmt(d), _fmt(a)] for g, lab, n, d, a in
-                         failure_table(models[first]["per_image"], attrs, c)])]
+                         failure_table(models[first]["per_image"], attrs, p.key)])]
     # distributions
-    parts.append("<h2>Distribution of per-image ΔE00 (no hints)</h2>")
+    parts.append(f"<h2>Distribution of per-image ΔE00 ({esc('no hints' if plain.hintless else plain.label)})</h2>")
     bins = np.linspace(0, 40, 21)
     series = {}
     for n in names:
-        vals = [r["results"][str(counts[0])]["delta_e00"] for r in models[n]["per_image"]]
+        vals = [r["results"][plain.key]["delta_e00"] for r in models[n]["per_image"]]
         hist, _ = np.histogram(vals, bins=bins)
         series[n] = [(float(b), float(h)) for b, h in zip(bins[:-1], hist, strict=True)]
     parts.append(line_plot(series, "images per ΔE00 bin", xlabel="ΔE00"))
     # galleries: worst-K for the same model
     fn = predictors[first]
-    for crit, c, label in (("delta_e00", counts[0], "by ΔE00 without hints"),
-                           ("region_acc", counts[-1], f"by region accuracy with {counts[-1]} hints")):
+    for crit, p, label in (("delta_e00", plain, f"by ΔE00 {_with(plain)}"),
+                           ("region_acc", hinted, f"by region accuracy {_with(hinted)}")):
         recs = models[first]["per_image"]
-        vals = np.array([r["results"][str(c)][crit] for r in recs], float)
+        vals = np.array([r["results"][p.key][crit] for r in recs], float)
         vals = np.where(np.isnan(vals), -np.inf if crit in LOWER_IS_BETTER else np.inf, vals)
         order = np.argsort(-vals if crit in LOWER_IS_BETTER else vals)[:worst]
         order = sorted(order, key=lambda i: (recs[i]["tags"][:1], i))  # grouped by tag
         rows_img, caps = [], []
         for i in order:
             case = cases[i]
-            hints = _hints(case, c, seed)
-            pred = fn(case, hints)
-            rows_img.append([case.line, overlay_hints(case.line, *render_hints(hints, *case.line.shape)), pred,
+            h = hints(case, p)
+            pred = fn(case, h)
+            rows_img.append([case.line, overlay_hints(case.line, *render_hints(h, *case.line.shape)), pred,
                              case.color, _heat(pred, case.color)])
-            caps.append([case.key, " ".join(case.entry.tags), recs[i]["results"][str(c)][crit]])
+            caps.append([case.key, " ".join(case.entry.tags), recs[i]["results"][p.key][crit]])
         fname = f"worst_{crit}.png"
         Image.fromarray(tile(rows_img)).save(out_dir / fname)
         parts += [f"<h2>Worst {worst} {esc(label)} ({esc(first)})</h2>",
                   figure(fname, "line art | hints | output | truth | ΔE00 heat map (black 0, yellow ≥ 40)"),
                   table(["image", "tags", crit], caps)]
-    # samples: first images, every model, without and with hints
+    # samples: first images, every model, without hints and with the hinted protocol's
     rows_img = []
     for case in cases[:8]:
-        hints = _hints(case, counts[-1], seed)
-        row = [case.line, overlay_hints(case.line, *render_hints(hints, *case.line.shape))]
+        h = hints(case, hinted)
+        row = [case.line, overlay_hints(case.line, *render_hints(h, *case.line.shape))]
         for n in names:
-            row += [predictors[n](case, _hints(case, 0, seed))]
-            if counts[-1]:
-                row += [predictors[n](case, hints)]
+            row += [predictors[n](case, hints(case, plain))]
+            if not hinted.hintless:
+                row += [predictors[n](case, h)]
         rows_img.append([*row, case.color])
     Image.fromarray(tile(rows_img)).save(out_dir / "samples.png")
-    cols = " | ".join(f"{n} (0 hints) | {n} ({counts[-1]} hints)" if counts[-1] else f"{n}" for n in names)
+    cols = " | ".join(f"{n} ({plain.label}) | {n} ({hinted.label})" if not hinted.hintless else f"{n}"
+                      for n in names)
     parts += ["<h2>Samples</h2>", figure("samples.png", f"line art | hints | {cols} | truth")]
     if "comparison" in report:
-        cmp_rows = [[k, c, _fmt(v["mean_diff"]), _fmt(v["ci95"][0]), _fmt(v["ci95"][1])]
+        cmp_rows = [[k, labels.get(c, c), _fmt(v["mean_diff"]), _fmt(v["ci95"][0]), _fmt(v["ci95"][1])]
                     for c, d in report["comparison"].items() for k, v in d.items()]
         parts += [f"<h2>Comparison: {esc(model)} minus {esc(compare)}</h2>",
                   table(["metric", "hints", "mean difference", "95% CI low", "95% CI high"], cmp_rows),
                   "<p class='note'>Bootstrap over images (2000 resamples). An interval that excludes 0 is a"
                   " difference this test set supports.</p>"]
         a, b = models[str(model)]["per_image"], models[str(compare)]["per_image"]
-        diffs = np.array([abs(ra["results"]["0"]["delta_e00"] - rb["results"]["0"]["delta_e00"])
+        diffs = np.array([abs(ra["results"][plain.key]["delta_e00"] - rb["results"][plain.key]["delta_e00"])
                           for ra, rb in zip(a, b, strict=True)])
         rows_img = []
         for i in np.argsort(-diffs)[:worst]:
             case = cases[i]
-            rows_img.append([case.line, predictors[str(model)](case, _hints(case, 0, seed)),
-                             predictors[str(compare)](case, _hints(case, 0, seed)), case.color])
+            rows_img.append([case.line, predictors[str(model)](case, hints(case, plain)),
+                             predictors[str(compare)](case, hints(case, plain)), case.color])
         Image.fromarray(tile(rows_img)).save(out_dir / "differ_most.png")
-        parts.append(figure("differ_most.png", f"where they differ most: line art | {model} | {compare} | truth"))
+        parts.append(figure("differ_most.png", f"where they differ most ({_with(plain)}): line art | {model} |"
+                                               f" {compare} | truth"))
     return "".join(parts)

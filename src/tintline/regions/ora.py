@@ -17,11 +17,12 @@ tintline's stack, top to bottom::
     shading  svg:multiply   the network's shading, only darkening (255 = no change)
     flat     svg:src-over   one flat color per closed region
 
-so ``mergedimage.png`` = :meth:`Layers.compose` = flat × shading × lines. Layers are written as opaque 8-bit RGBA
-(gray layers with R = G = B): every reader takes RGBA, and the layers stay in the image's color space in Krita
-(a grayscale PNG would become a grayscale layer). GIMP 2.10 and later may blend ``multiply`` in linear light and
-Krita rounds each multiply separately, so an editor's own composite can differ from ``mergedimage.png`` by a level
-or two; ``mergedimage.png`` is the exact one.
+so ``mergedimage.png`` = :meth:`Layers.compose` = flat × shading × lines. The shading layer's strength
+(``Layers.shading_opacity``) is its ``opacity`` attribute, not baked into its pixels, so it can be turned up or
+down in the editor. Layers are written as opaque 8-bit RGBA (gray layers with R = G = B): every reader takes RGBA,
+and the layers stay in the image's color space in Krita (a grayscale PNG would become a grayscale layer). GIMP 2.10
+and later may blend ``multiply`` in linear light and Krita rounds each multiply separately, so an editor's own
+composite can differ from ``mergedimage.png`` by a level or two; ``mergedimage.png`` is the exact one.
 """
 
 from __future__ import annotations
@@ -90,13 +91,15 @@ def _check_layers(layers: Layers) -> tuple[int, int]:
     return h, w
 
 
-def stack_xml(w: int, h: int, title: str = "tintline") -> bytes:
+def stack_xml(w: int, h: int, title: str = "tintline", shading_opacity: float = 1.0) -> bytes:
     """The Layer Stack document for tintline's three layers on a w x h image (UTF-8 bytes)."""
+    opacity = {"shading": repr(float(min(max(shading_opacity, 0.0), 1.0)))}  # repr: read back to the same float
     image = ET.Element("image", {"version": SPEC_VERSION, "w": str(w), "h": str(h), "xres": "72", "yres": "72"})
     stack = ET.SubElement(image, "stack", {"name": title})
     for name, op in STACK:  # first child = top layer
-        ET.SubElement(stack, "layer", {"name": name, "src": f"data/{name}.png", "x": "0", "y": "0", "opacity": "1",
-                                       "visibility": "visible", "composite-op": op})
+        ET.SubElement(stack, "layer", {"name": name, "src": f"data/{name}.png", "x": "0", "y": "0",
+                                       "opacity": opacity.get(name, "1.0"), "visibility": "visible",
+                                       "composite-op": op})
     ET.indent(image)
     return ET.tostring(image, encoding="UTF-8", xml_declaration=True) + b"\n"
 
@@ -107,7 +110,7 @@ def ora_bytes(layers: Layers, title: str = "tintline") -> bytes:
     merged = layers.compose()  # (H, W, 3)
     members = [
         ("mimetype", MIMETYPE, zipfile.ZIP_STORED),  # first and uncompressed, as the spec requires
-        ("stack.xml", stack_xml(w, h, title), zipfile.ZIP_DEFLATED),
+        ("stack.xml", stack_xml(w, h, title, layers.shading_opacity), zipfile.ZIP_DEFLATED),
         # PNG data is already deflated: storing it again compressed costs time and gains nothing
         ("data/lines.png", _png_rgba(layers.lines), zipfile.ZIP_STORED),
         ("data/shading.png", _png_rgba(layers.shading), zipfile.ZIP_STORED),
@@ -156,9 +159,20 @@ def _int(el: ET.Element, key: str, default: str | None = None) -> int:
         raise UserError(f"<{el.tag}> has no valid integer {key}= ({str(v)[:40]!r})") from None
 
 
-def _layer_pixels(zf: zipfile.ZipFile, el: ET.Element, w: int, h: int) -> np.ndarray:
+def _opacity(el: ET.Element) -> float:
+    try:
+        opacity = float(el.get("opacity", "1"))
+    except ValueError:
+        raise UserError(f"layer {el.get('name')!r}: opacity {el.get('opacity')[:20]!r} is not a number") from None
+    if not 0.0 <= opacity <= 1.0:
+        raise UserError(f"layer {el.get('name')!r}: opacity {opacity} is not in [0, 1]")
+    return opacity
+
+
+def _layer_pixels(zf: zipfile.ZipFile, el: ET.Element, w: int, h: int, bake_opacity: bool = True) -> np.ndarray:
     """One <layer> -> (h, w, 3) uint8 RGB on the image canvas, composited over white: white is both blank paper
-    for the flat layer and "no change" for a multiply layer. Offsets, opacity and visibility are applied."""
+    for the flat layer and "no change" for a multiply layer. Offsets and visibility are applied, and the opacity
+    unless ``bake_opacity`` is False (the shading layer keeps its own)."""
     canvas = np.full((h, w, 3), 255, np.uint8)
     if el.get("visibility", "visible") == "hidden":
         return canvas
@@ -173,12 +187,7 @@ def _layer_pixels(zf: zipfile.ZipFile, el: ET.Element, w: int, h: int) -> np.nda
         rgba = np.asarray(decode_image(zf.read(info), READ_LIMITS)).copy()  # (h', w', 4)
     except BadImage as e:
         raise UserError(f"layer {el.get('name')!r}: {src}: {e}") from None
-    try:
-        opacity = float(el.get("opacity", "1"))
-    except ValueError:
-        raise UserError(f"layer {el.get('name')!r}: opacity {el.get('opacity')!r} is not a number") from None
-    if not 0.0 <= opacity <= 1.0:
-        raise UserError(f"layer {el.get('name')!r}: opacity {opacity} is not in [0, 1]")
+    opacity = _opacity(el) if bake_opacity else 1.0
     if opacity < 1.0:
         rgba[..., 3] = np.round(rgba[..., 3] * opacity).astype(np.uint8)
     x, y = _int(el, "x", "0"), _int(el, "y", "0")
@@ -232,15 +241,16 @@ def _read(zf: zipfile.ZipFile) -> Layers:
         raise UserError("stack.xml: layer 'flat' must lie below 'lines' and 'shading'")
     flat = _layer_pixels(zf, found["flat"], w, h)
     # a multiply layer is one gray level per pixel; an edited colored one is read as its luma
-    shading = cv2.cvtColor(_layer_pixels(zf, found["shading"], w, h), cv2.COLOR_RGB2GRAY)
+    shading = cv2.cvtColor(_layer_pixels(zf, found["shading"], w, h, bake_opacity=False), cv2.COLOR_RGB2GRAY)
     lines = cv2.cvtColor(_layer_pixels(zf, found["lines"], w, h), cv2.COLOR_RGB2GRAY)
-    return Layers(flat, shading, lines)
+    return Layers(flat, shading, lines, shading_opacity=_opacity(found["shading"]))
 
 
 def read_ora(path: str | Path | BinaryIO) -> Layers:
     """An OpenRaster file (a path or a binary file object) -> :class:`Layers`: flat (H, W, 3), shading and lines
-    (H, W), uint8, found by their ``name`` attribute. Other layers are ignored; a layer's offset, opacity and
-    visibility are applied over white (paper for flat, "no change" for the multiply layers).
+    (H, W), uint8, found by their ``name`` attribute, and the shading layer's opacity as ``shading_opacity``.
+    Other layers are ignored; a layer's offset and visibility (and the opacity of flat and lines) are applied over
+    white (paper for flat, "no change" for the multiply layers).
 
     Raises :class:`~tintline.errors.UserError` (one line) for a file that is not a Zip, whose first entry is not an
     uncompressed ``mimetype`` of ``image/openraster``, or whose stack lacks these layers or their blend modes."""

@@ -11,8 +11,8 @@ A colorist's file has three layers, and so does tintline's output (:class:`Layer
   never recolor;
 * **lines** (H, W), a multiply layer: the input line art itself.
 
-``image = flat × (shading at its opacity) × lines`` (all in 0..1). Colors never cross a closed line, at any input size: the network
-may see the page smaller, the regions are found on the page itself.
+``image = flat × (shading at its opacity) × lines`` (all in 0..1). Colors never cross a closed line, at any input
+size: the network may see the page smaller, the regions are found on the page itself.
 """
 
 from __future__ import annotations
@@ -161,15 +161,18 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
 
 
 def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Segmentation | None = None,
-          shading: float = 1.0, floor: float = SHADING_FLOOR) -> Layers:
+          shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None) -> Layers:
     """line (H, W) uint8 full-resolution line art; fill (H, W, 3) uint8 the network's fill color at the same size
     (upsampled when the network saw the page smaller); validated hints in these pixels -> :class:`Layers`.
+
+    ``votes`` (n + 1, 3) float32 CIELAB per region of ``seg`` replaces the vote of the network (e.g. a character
+    model's reference matching); the shading stays relative to the network's own vote.
 
     ``shading`` in [0, 1] is the shading layer's opacity (0: flat colors only; the layer is still computed, so a
     layered file lets the user turn it up)."""
     seg = segment(line) if seg is None else seg
-    votes = region_votes(fill, seg)  # (n + 1, 3) Lab
-    table = _from_lab(votes)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
+    own = region_votes(fill, seg)  # (n + 1, 3) Lab: the network's vote per region
+    table = _from_lab(own if votes is None else votes)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
     split = split_colors = None
     if hints and (hints.get("points") or hints.get("strokes")):
         table, split, split_colors = exact_hints(hints, seg, table)
@@ -179,7 +182,7 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
         flat[pieces] = split_colors[split[pieces]]
     # the network's lightness relative to its own vote for the region: < 1 where it paints a shadow
     lum = cv2.cvtColor(fill, cv2.COLOR_RGB2GRAY).astype(np.float32)  # (H, W)
-    base = cv2.cvtColor(table_votes(votes), cv2.COLOR_RGB2GRAY).reshape(-1).astype(np.float32)  # (n + 1,)
+    base = cv2.cvtColor(table_votes(own), cv2.COLOR_RGB2GRAY).reshape(-1).astype(np.float32)  # (n + 1,)
     ratio = np.clip(lum / np.maximum(base[seg.labels], 1.0), floor, 1.0)
     ratio[seg.ink] = 1.0  # the line layer draws the lines
     shade = np.clip(ratio * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -1,5 +1,10 @@
 """The HTTP API and the web page: ``POST /api/colorize``, ``GET /api/models``, ``GET /healthz``, ``GET /``.
 
+``/api/colorize`` answers a PNG, or with ``layers=true`` an OpenRaster file (:mod:`tintline.regions.ora`: flat
+colors, shading and lines as layers); ``soft_hints=true`` asks for the network's own output instead of region-true
+colors. Line art a model cannot work on (e.g. :class:`tintline.regions.RegionError`: too many regions, noise
+rather than line art) is a 422 with a one-line message, never a 500.
+
 Safety by construction: only the models named at start-up can be selected (by name, never by path); uploads are
 read through a bounded streaming parser (413 as soon as a part passes its limit); images are decoded by
 :func:`tintline.data.imageio.decode_image` (content sniffed, bombs refused before decoding); all CPU work runs in
@@ -32,7 +37,9 @@ from ..baselines import BASELINES
 from ..data.hints import HintError, validate_hints
 from ..data.imageio import BadImage, Limits, decode_image, encode_png
 from ..errors import UserError
-from ..inference import default_model, load_colorizer
+from ..inference import colorize_to_layers, default_model, load_colorizer
+from ..regions import RegionError
+from ..regions.ora import ora_bytes
 from .hintimage import HintImageError, check_hint_cost, hint_image_to_hints, merge_hints
 from .multipart import FieldSpec, FormError, read_form
 from .worker import QueueFull, WorkQueue
@@ -43,6 +50,8 @@ STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 4096 * 4096
 HINTS_MAX_BYTES = 2 * 1024 * 1024  # the hints JSON field
+FLAG_MAX_BYTES = 16  # the true/false fields (soft_hints, layers)
+_TRUE, _FALSE = {"true", "1", "on", "yes"}, {"false", "0", "off", "no", ""}  # "on": an HTML checkbox's value
 FALLBACK_BASELINES = ("region-fill", "white")
 
 # decode_image reasons -> HTTP status
@@ -149,6 +158,12 @@ def _error(status: int, message: str, reason: str | None = None, headers: dict |
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception's message as one line (its first), for a JSON error."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else e.__class__.__name__
+
+
 class _JobError(Exception):
     def __init__(self, status: int, message: str, reason: str | None = None):
         super().__init__(message)
@@ -170,6 +185,13 @@ _COLORIZE_OPENAPI = {
             "hint_image": {"type": "string", "format": "binary",
                            "description": "transparent PNG of the image's size; pixels with alpha >= 128 are hints"},
             "model": {"type": "string", "description": "a name from GET /api/models (default: the default model)"},
+            "soft_hints": {"type": "boolean", "default": False,
+                           "description": "true: the network's own output (hints are suggestions, colors may cross "
+                                          "lines); false: region-true colors, hinted regions exactly their hint's "
+                                          "color. No effect on the baselines"},
+            "layers": {"type": "boolean", "default": False,
+                       "description": "true: answer an OpenRaster file (image/openraster) with the layers lines "
+                                      "and shading (multiply) over flat, instead of a PNG"},
         }}}}},
 }
 
@@ -188,7 +210,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
     default_name = entries[0].name
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
     fields = {"image": FieldSpec(max_bytes, True), "hint_image": FieldSpec(max_bytes, True),
-              "hints": FieldSpec(HINTS_MAX_BYTES, False), "model": FieldSpec(256, False)}
+              "hints": FieldSpec(HINTS_MAX_BYTES, False), "model": FieldSpec(256, False),
+              "soft_hints": FieldSpec(FLAG_MAX_BYTES, False), "layers": FieldSpec(FLAG_MAX_BYTES, False)}
     max_total = 2 * max_bytes + HINTS_MAX_BYTES + 64 * 1024  # all fields at their limits + multipart framing
     queue = WorkQueue(queue_size)
 
@@ -228,8 +251,9 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
                 "models": [{"name": e.name, "description": e.description, "default": e.default} for e in entries],
                 "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels}}
 
-    def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None) -> bytes:
-        """Runs in the worker thread: decode, colorize, encode."""
+    def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
+                     soft_hints: bool = False, layers: bool = False) -> bytes:
+        """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file)."""
         try:
             img = decode_image(image, limits)
         except BadImage as e:
@@ -244,19 +268,33 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
             raise _JobError(_BAD_IMAGE_STATUS.get(e.reason, 400), f"hint_image: {e.detail}", e.reason) from e
         except HintImageError as e:
             raise _JobError(400, str(e), "bad-hints") from e
-        rgb = np.asarray(entry.colorizer.colorize_image(img, hints))
+        # soft_hints is passed on only when asked for: a plain colorizer object may not take the argument
+        kw = {"soft_hints": True} if soft_hints else {}
+        try:
+            if layers:
+                lay = colorize_to_layers(entry.colorizer, img, hints, **kw)
+                rgb = lay.compose()
+            else:
+                rgb = np.asarray(entry.colorizer.colorize_image(img, hints, **kw))
+        except RegionError as e:  # valid image, but not line art the regions can be found in
+            raise _JobError(422, _one_line(e), "too-many-regions") from e
+        except UserError as e:  # anything else a user can fix about this input
+            raise _JobError(400, _one_line(e), "bad-input") from e
         w, h = img.size
         if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
             raise RuntimeError(f"model {entry.name} returned {rgb.shape} {rgb.dtype}, expected ({h}, {w}, 3) uint8")
-        return encode_png(rgb)
+        return ora_bytes(lay, title=entry.name) if layers else encode_png(rgb)
 
-    @app.post("/api/colorize", summary="colorize line art (multipart form) -> PNG", openapi_extra=_COLORIZE_OPENAPI,
-              response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "the colorized image, input size"},
+    @app.post("/api/colorize", summary="colorize line art (multipart form) -> PNG or OpenRaster",
+              openapi_extra=_COLORIZE_OPENAPI, response_class=Response,
+              responses={200: {"content": {"image/png": {}, "image/openraster": {}},
+                               "description": "the colorized image, input size (OpenRaster layers with layers=true)"},
                          400: {"content": _ERROR_SCHEMA, "description": "bad image, hints, model or form"},
                          408: {"content": _ERROR_SCHEMA, "description": "upload not received in time"},
                          413: {"content": _ERROR_SCHEMA, "description": "upload or image too large"},
                          415: {"content": _ERROR_SCHEMA, "description": "not an image, or not a multipart body"},
+                         422: {"content": _ERROR_SCHEMA,
+                               "description": "line art the model cannot work on (too many regions: noise?)"},
                          503: {"content": _ERROR_SCHEMA, "description": "queue full; see Retry-After"},
                          504: {"content": _ERROR_SCHEMA, "description": "time limit exceeded"}})
     async def colorize(request: Request) -> Response:
@@ -287,19 +325,30 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
             except HintError as e:
                 msg = str(e) if str(e).startswith("hints") else f"hints: {e}"
                 return _error(400, msg, "bad-hints")
+        flags = {}
+        for key in ("soft_hints", "layers"):
+            raw = parts[key].data.decode("utf-8", "replace").strip().lower() if key in parts else ""
+            if raw not in _TRUE | _FALSE:
+                return _error(400, f"{key} must be true or false, not {raw[:20]!r}", "bad-form")
+            flags[key] = raw in _TRUE
         hint_image = parts["hint_image"].data if "hint_image" in parts and parts["hint_image"].data else None
         image = bytes(parts["image"].data)
         hint_bytes = bytes(hint_image) if hint_image is not None else None
         del parts
         try:
-            png = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes), deadline - time.monotonic())
+            out = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags),
+                                  deadline - time.monotonic())
         except QueueFull as e:
             return _error(503, str(e), "busy", headers={"Retry-After": str(e.retry_after_s)})
         except TimeoutError:
             return _error(504, f"not done within the time limit of {timeout_s:g} s", "timeout")
         except _JobError as e:
             return _error(e.status, e.message, e.reason)
-        return Response(png, media_type="image/png",
+        if flags["layers"]:  # a file for an editor: offered as a download, not shown
+            return Response(out, media_type="image/openraster",
+                            headers={"Content-Disposition": 'attachment; filename="colorized.ora"',
+                                     "Cache-Control": "no-store", "X-Tintline-Model": entry.name})
+        return Response(out, media_type="image/png",
                         headers={"Content-Disposition": 'inline; filename="colorized.png"',
                                  "Cache-Control": "no-store", "X-Tintline-Model": entry.name})
 

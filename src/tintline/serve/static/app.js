@@ -10,7 +10,8 @@
     model: $("model"), modelDesc: $("model-desc"), file: $("file"), openBtn: $("open-btn"), openBtn2: $("open-btn2"),
     color: $("color"), swatches: $("swatches"), size: $("size"), sizeOut: $("size-out"),
     undo: $("undo-btn"), clear: $("clear-btn"), saveHints: $("save-hints-btn"), loadHints: $("load-hints-btn"),
-    hintsFile: $("hints-file"), useHints: $("use-hints"), colorize: $("colorize-btn"),
+    hintsFile: $("hints-file"), useHints: $("use-hints"), softHints: $("soft-hints"), colorize: $("colorize-btn"),
+    layers: $("layers-btn"),
     drop: $("drop"), dropMsg: $("drop-msg"), stage: $("stage"), inputImg: $("input-img"), canvas: $("hint-canvas"),
     inputInfo: $("input-info"), resultImg: $("result-img"), resultMsg: $("result-msg"), resultInfo: $("result-info"),
     download: $("download"), compareSection: $("compare-section"), cmpBefore: $("cmp-before"),
@@ -92,7 +93,7 @@
       el.cmpBefore.src = url;
       el.stage.hidden = false;
       el.dropMsg.hidden = true;
-      el.colorize.disabled = false;
+      el.colorize.disabled = el.layers.disabled = false;
       clearResult();
       el.inputImg.decode().catch(() => {}).then(layout);
       setStatus(`Loaded ${file.name || "pasted image"} (${state.width}×${state.height}). Draw hints, then colorize.`);
@@ -362,27 +363,46 @@
 
   // ---------------------------------------------------------------------------------------------- colorize
 
-  async function colorize() {
-    if (!state.file) return setStatus("Open some line art first.", "error");
-    if (state.busy) return;
-    state.busy = true;
-    el.colorize.disabled = true;
-    setPageState("busy");
+  function setBusy(on) {
+    state.busy = on;
+    el.colorize.disabled = el.layers.disabled = on || !state.file;
+  }
+
+  // The request for the current drawing, hints, model and switches; layers: answer an OpenRaster file, not a PNG.
+  // Returns the fetch Response (ok) or throws an Error with the server's one-line message.
+  async function postColorize(layers) {
     const useHints = el.useHints.checked && state.items.length > 0;
-    setStatus(`Colorizing with ${el.model.value}${useHints ? ` and ${state.items.length} hints` : ", no hints"}…`);
     const form = new FormData();
     form.append("image", state.file, state.file.name || "image.png");
     if (useHints) form.append("hints", JSON.stringify(hintsJson()));
     if (el.model.value) form.append("model", el.model.value);
+    form.append("soft_hints", el.softHints.checked ? "true" : "false");
+    if (layers) form.append("layers", "true");
+    const r = await fetch("/api/colorize", {method: "POST", body: form});
+    if (!r.ok) {
+      let msg = `${r.status} ${r.statusText}`;
+      try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
+      const retry = r.headers.get("Retry-After");
+      throw new Error(msg + (retry ? ` (retry in ${retry} s)` : ""));
+    }
+    return r;
+  }
+
+  function describeRequest() {
+    const useHints = el.useHints.checked && state.items.length > 0;
+    return `${el.model.value}${useHints ? ` and ${state.items.length} hints` : ", no hints"}` +
+      (el.softHints.checked ? ", soft hints" : "");
+  }
+
+  async function colorize() {
+    if (!state.file) return setStatus("Open some line art first.", "error");
+    if (state.busy) return;
+    setBusy(true);
+    setPageState("busy");
+    setStatus(`Colorizing with ${describeRequest()}…`);
     const t0 = performance.now();
     try {
-      const r = await fetch("/api/colorize", {method: "POST", body: form});
-      if (!r.ok) {
-        let msg = `${r.status} ${r.statusText}`;
-        try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
-        const retry = r.headers.get("Retry-After");
-        throw new Error(msg + (retry ? ` (retry in ${retry} s)` : ""));
-      }
+      const r = await postColorize(false);
       const blob = await r.blob();
       const secs = ((performance.now() - t0) / 1000).toFixed(2);
       if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
@@ -406,8 +426,32 @@
       setStatus(`Colorize failed: ${e.message}`, "error");
       setPageState("error");
     } finally {
-      state.busy = false;
-      el.colorize.disabled = !state.file;
+      setBusy(false);
+    }
+  }
+
+  // Colorize again, asking for the layers, and download them: <name>-colorized.ora (lines and shading multiply
+  // over flat colors), for Krita, GIMP or MyPaint. The result shown on the page stays as it is.
+  async function downloadLayers() {
+    if (!state.file) return setStatus("Open some line art first.", "error");
+    if (state.busy) return;
+    setBusy(true);
+    setStatus(`Making the layers with ${describeRequest()}…`);
+    try {
+      const r = await postColorize(true);
+      const blob = await r.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `${state.name}-colorized.ora`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 5000);
+      setStatus(`Saved ${a.download}: layers lines, shading (multiply) and flat colors.`, "ok");
+    } catch (e) {
+      setStatus(`Download layers failed: ${e.message}`, "error");
+    } finally {
+      setBusy(false);
     }
   }
 
@@ -459,6 +503,7 @@
     if (ctrl && k === "Enter") { ev.preventDefault(); colorize(); return; }
     if (ctrl && (k === "s" || k === "S")) { ev.preventDefault(); downloadResult(); return; }
     if (ctrl || ev.altKey) return;
+    if (ev.shiftKey && (k === "s" || k === "S")) { ev.preventDefault(); downloadLayers(); return; }
     const actions = {
       o: () => el.file.click(), d: () => setTool("dot"), s: () => setTool("stroke"), e: () => setTool("eraser"),
       c: colorize, x: clearHints,
@@ -486,6 +531,7 @@
     el.undo.addEventListener("click", undo);
     el.clear.addEventListener("click", clearHints);
     el.colorize.addEventListener("click", colorize);
+    el.layers.addEventListener("click", downloadLayers);
     el.size.addEventListener("input", () => { el.sizeOut.value = el.size.value; redraw(); });
     el.color.addEventListener("input", redraw);
     for (const b of document.querySelectorAll(".tool")) b.addEventListener("click", () => setTool(b.dataset.tool));
