@@ -29,6 +29,7 @@ from .regions import Segmentation, segment
 from .regions.ora import write_ora
 from .regions.paint import Layers, paint
 
+SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
 DEFAULT_SHADING = 1.0  # strength of the network's shading on the flat colors (0: flat colors only)
 
 
@@ -121,9 +122,12 @@ def default_model() -> Path | None:
 
 def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseline:
     """A checkpoint path or run directory -> :class:`Colorizer`; ``default`` -> the shipped model; a baseline name
-    (``white``, ``region-fill``) -> that baseline. A path that exists wins over a name."""
+    (``white``, ``region-fill``) -> that baseline; ``soft:MODEL`` -> MODEL with soft hints (the network's own
+    output, for comparisons in eval). A path that exists wins over a name."""
     if not Path(model).exists() and str(model) in BASELINES.names():
         return BASELINES.create(str(model))
+    if not Path(model).exists() and str(model).startswith(SOFT_PREFIX):
+        return Colorizer(str(model)[len(SOFT_PREFIX):], device=device, soft_hints=True)
     return Colorizer(model, device=device)  # "default" resolves to the shipped model in resolve_model_path
 
 

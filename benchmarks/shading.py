@@ -1,0 +1,48 @@
+"""How much of the network's shading to put on the flat region colors: scored on the validation split.
+
+    python benchmarks/shading.py MODEL DATASET [--split val] [--limit 100] [--opacity 0 0.25 0.5 1]
+
+For each shading opacity (0 = flat colors only), the same model colorizes the split under the region-dot protocols
+and no hints; prints ΔE00 (per pixel), region accuracy and bleeding per opacity and protocol. The shipped default
+(``tintline.inference.DEFAULT_SHADING``) is chosen from this table, on validation images, never on the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
+
+from tintline.evaluate.run import HintBook, load_cases, parse_protocols, score
+from tintline.inference import Colorizer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--opacity", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
+    args = ap.parse_args()
+    cases = load_cases(args.dataset, args.split, args.limit, False, 0)
+    protocols = parse_protocols(["per-region", "largest:4", "none"])
+    book = HintBook(0)
+    print(f"machine: {cpu_model()}\ncommand: {' '.join(sys.argv)}\n{len(cases)} {args.split} images\n")
+    print("| shading opacity | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n|---|---|---|---|---|")
+    for opacity in args.opacity:
+        c = Colorizer(args.model, shading=opacity)
+        recs = score(lambda case, h, c=c: c.colorize_lines(case.line, h), cases, protocols, 0,
+                     f"shading {opacity}", True, hints=book)
+        for p in protocols:
+            vals = {k: np.nanmean([r["results"][p.key][k] for r in recs]) for k in
+                    ("delta_e00", "region_acc", "bleeding")}
+            print(f"| {opacity:g} | {p.label} | {vals['delta_e00']:.2f} | {vals['region_acc']:.3f} |"
+                  f" {vals['bleeding']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
