@@ -5,10 +5,10 @@
 1. **Sprites**: the Ren'Py demo characters (Eileen concerned / vhappy were dropped by the demo build as
    near-duplicates, so no split holds them; Eileen happy is in the validation split, Lucy in the training split).
    Line art from the project's color-edge extractor at 512 px. Each model and the baselines ``region-fill`` and
-   ``white`` colorize them under three hint protocols: ``per-region`` (a dot at the most interior point of every closed region
-   of >= 48 px at 256 px, in the region's true median color), ``largest:4`` and ``none``. Region accuracy (share of
-   closed regions whose output median is within ΔE00 10 of the truth's) and ΔE00 over non-line, non-background
-   pixels, as in the region-true issue.
+   ``white`` colorize them under three hint protocols: ``per-region`` (a dot at the most interior point of every
+   closed region of >= 48 px at 256 px, in the region's true median color), ``largest:4`` and ``none``. Region
+   accuracy (share of closed regions whose output median is within ΔE00 10 of the truth's) and ΔE00 over non-line,
+   non-background pixels, as in the region-true issue.
 2. **Page**: a PAGE x PAGE page of clip-art drawings from the test split, line art extracted at full resolution, with
    a dot in every region and with none: seconds and peak memory of one ``colorize_lines`` call (in a child process,
    ``ru_maxrss``), and the share of region-interior pixels (2+ px from the ink) more than 10 CIELAB units from their
