@@ -129,6 +129,7 @@ class BooruServer:
     retry_after: str = "0.15"
     fault_period: int = 3  # a fault hits one resource in this many
     doctype: bool = False  # answer XML with a DOCTYPE (entity expansion attack)
+    ignore_exclude: bool = False  # list posts carrying -excluded tags anyway (the crawler must skip them itself)
     redirect_api_to: str | None = None  # answer API calls with a 302 to this base URL
     broken_files: set[str] = field(default_factory=set)  # file names answered with 503, always
     seed: int = 0
@@ -287,7 +288,7 @@ class BooruServer:
             return
         words = q.get("tags", "").split()
         inc = " ".join(w for w in words if not w.startswith("-") and not w.startswith("rating:"))
-        exc = " ".join(w[1:] for w in words if w.startswith("-"))
+        exc = "" if self.ignore_exclude else " ".join(w[1:] for w in words if w.startswith("-"))
         rating = next((w.split(":", 1)[1] for w in words if w.startswith("rating:")), None)
         if rating is not None and rating not in QUERY_RATING:
             self._send(h, 422, b'{"success": false, "message": "bad rating"}', "application/json", entry)

@@ -76,14 +76,16 @@ def bad_files(root: Path, size: int = 96) -> dict[str, str]:
         "gray.png": ("no-color", png_bytes(gray)),
         "blank.png": ("blank", png_bytes(np.full((size, size, 3), 255, np.uint8))),
         # 1-bit 12000x12000: a few KB on disk, 144 M pixels declared -> refused before decoding
-        "bomb.png": ("too-many-pixels", _bomb()),
+        "bomb.png": ("too-many-pixels", bomb_png()),
     }
     for name, (_, data) in out.items():
         write(root / "bad" / name, data)
     return {name: reason for name, (reason, _) in out.items()}
 
 
-def _bomb() -> bytes:
+def bomb_png() -> bytes:
+    """A decompression bomb: a 1-bit 12000x12000 PNG, a few KB declaring 144 M pixels (144 MB decoded as mode 1,
+    576 MB as RGBA)."""
     buf = io.BytesIO()
     Image.new("1", (12000, 12000)).save(buf, format="PNG")
     return buf.getvalue()

@@ -209,6 +209,58 @@ def test_every_fault_at_once(tmp_path, api, fmt, style):
         assert min(b - a for a, b in zip(both, both[1:], strict=False)) < 0.5 * INTERVAL  # ...independently
 
 
+def test_excluded_tags_are_checked_on_each_post_too(tmp_path):
+    """A site that ignores the -tag part of the query: the crawler skips the posts itself, without downloading."""
+    with BooruServer(ignore_exclude=True) as srv, Store.create(tmp_path / "ds") as st:
+        stats = crawl(st, srv, "danbooru", exclude_tags="monochrome")
+        listed = srv.matching(TAGS)
+        hit = {p.id for p in listed if "monochrome" in p.tags}
+        assert hit and stats["skipped"] >= len(hit)
+        states = post_states(st)
+        assert set(states) == {p.id for p in listed}  # the site listed them all...
+        for pid in hit:  # ...but those carrying an excluded tag were skipped, for that reason
+            assert states[pid] == ("skipped", "excluded-tag"), pid
+        assert {k: v for k, v in states.items() if k not in hit} == srv.expected(TAGS, "monochrome")
+        hit_files = {p.name for p in listed if p.id in hit}
+        assert not hit_files & {e["path"].rsplit("/", 1)[-1] for e in srv.requests("file")}  # never downloaded
+
+
+CREDS = {"TINTLINE_DANBOORU_LOGIN": "alice", "TINTLINE_DANBOORU_API_KEY": "s3cret-danbooru",
+         "TINTLINE_GELBOORU_USER_ID": "gel-user", "TINTLINE_GELBOORU_API_KEY": "s3cret-gelbooru"}
+
+
+def _sent_secrets(srv: BooruServer) -> list[dict]:
+    """The requests to ``srv`` that carried any credential (by parameter name or value)."""
+    return [e for e in srv.requests() if {"login", "api_key", "user_id"} & set(e["query"])
+            or any(v in e["path"] + json.dumps(e["query"]) for v in CREDS.values())]
+
+
+def test_api_keys_go_to_their_own_site_only(tmp_path, monkeypatch):
+    """The danbooru keys reach danbooru's API (here a local server standing in for it) and nothing else: not its
+    file host, not a custom URL speaking the same API, not gelbooru's keys; with half a pair, nothing is sent."""
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    with BooruServer(n_posts=8) as cdn, BooruServer(n_posts=8, file_base=cdn.url) as site, \
+            BooruServer(n_posts=8) as custom:
+        monkeypatch.setitem(crawl_mod.SITES, "danbooru", (site.url, "danbooru"))
+        with Store.create(tmp_path / "a") as st:
+            stats = run_crawl(st, site="danbooru", api=None, tags=TAGS, **FAST)
+        assert stats["accepted"] >= 1 and cdn.requests("file")
+        api = site.requests("api")
+        assert api and all((e["query"].get("login"), e["query"].get("api_key")) == ("alice", "s3cret-danbooru")
+                           for e in api)
+        assert not any("user_id" in e["query"] for e in api)  # gelbooru's keys stay home
+        assert not site.requests("file") and _sent_secrets(cdn) == []  # the file host gets none
+        with Store.create(tmp_path / "b") as st:  # a custom URL speaking danbooru's API is another site
+            assert crawl(st, custom, "danbooru")["accepted"] >= 1
+        assert custom.requests("api") and _sent_secrets(custom) == []
+        monkeypatch.delenv("TINTLINE_DANBOORU_API_KEY")  # half a pair: neither is sent
+        n_before = len(site.requests())
+        with Store.create(tmp_path / "c") as st:
+            run_crawl(st, site="danbooru", api=None, tags=TAGS, **FAST)
+        assert len(site.requests()) > n_before and _sent_secrets(site)[-1]["t"] < site.requests()[n_before]["t"]
+
+
 def test_rating_and_limit_and_rerun_fetches_nothing(tmp_path):
     with BooruServer() as srv, Store.create(tmp_path / "ds") as st:
         stats = crawl(st, srv, "danbooru", rating="general", limit=3)

@@ -24,8 +24,22 @@ def test_report_sections_and_thumbnails(built_dataset, tmp_path):
     srcs = re.findall(r"src=['\"](thumbs/[^'\"]+)['\"]", html)
     assert srcs and all((out.parent / s).is_file() for s in srcs)
     assert html.count("<svg") >= 8  # bar charts and histograms, inline
-    assert "no preview" in html or "not-an-image" in html  # undecodable files are shown as text, not images
+    # undecodable files are shown as a text box (their detail), not as a broken image; decodable ones as a thumbnail
+    for name in ("zero.png", "text.png", "garbage.jpg", "truncated.png", "bomb.png"):
+        cell = _cell_of(html, name)
+        assert '<div class="none">' in cell and "<img" not in cell, (name, cell)
+    for name in ("tiny.png", "gray.png"):
+        cell = _cell_of(html, name)
+        assert "<img" in cell and '<div class="none">' not in cell, (name, cell)
     assert "near-duplicate" in html and "kept" in html
+
+
+def _cell_of(html: str, name: str) -> str:
+    """The one thumbnail cell whose caption is the file ``name``."""
+    cells = re.findall(r'<div class="cell [^"]*" title="[^"]*">(?:(?!<div class="cell ).)*?<br>'
+                       + re.escape(name) + "</div>", html)
+    assert len(cells) == 1, (name, cells)
+    return cells[0]
 
 
 def test_report_cli_prints_the_path(built_dataset, tmp_path, capsys):

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from synth import bomb_png
 
 from tintline.regions.ora import read_ora
 from tintline.serve import app as app_mod
@@ -71,11 +72,48 @@ def assert_json_error(r: httpx.Response, status: int, reason: str | None = None)
         assert body.get("reason") == reason, body
 
 
+class BodyMeter:
+    """ASGI wrapper that records, per request, the body bytes the app took in before it answered (and its status):
+    what the server really read, whatever the client managed to send."""
+
+    def __init__(self, app):
+        self.app = app
+        self.log: list[dict] = []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rec = {"path": scope["path"], "read": 0, "read_at_answer": None, "status": None}
+        self.log.append(rec)
+
+        async def counting_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                rec["read"] += len(message.get("body", b""))
+            return message
+
+        async def noting_send(message):
+            if message["type"] == "http.response.start":
+                rec["status"], rec["read_at_answer"] = message["status"], rec["read"]
+            await send(message)
+
+        await self.app(scope, counting_receive, noting_send)
+
+    def last(self, path: str = "/api/colorize") -> dict:
+        return next(r for r in reversed(self.log) if r["path"] == path)
+
+
 @pytest.fixture(scope="module")
-def base_url():
+def meter():
     app = create_app(["region-fill", "white"], max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, queue_size=4,
                      timeout_s=20)
-    with running_server(app) as url:
+    return BodyMeter(app)
+
+
+@pytest.fixture(scope="module")
+def base_url(meter):
+    with running_server(meter) as url:
         yield url
 
 
@@ -278,17 +316,11 @@ def test_run_server_takes_the_cli_options():
 # ------------------------------------------------------------------------------------------ bad input
 
 
-def _bomb() -> bytes:
-    buf = io.BytesIO()
-    Image.new("1", (12000, 12000)).save(buf, format="PNG")  # a few KB declaring 144 M pixels
-    return buf.getvalue()
-
-
 BAD_IMAGES = {
     "random bytes": (bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8)), 415, "not-an-image"),
     "text named .png": (b"hello, I am not a picture\n" * 20, 415, "not-an-image"),
     "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', 415, "not-an-image"),
-    "bomb 12000x12000 1-bit": (_bomb(), 413, "too-many-pixels"),
+    "bomb 12000x12000 1-bit": (bomb_png(), 413, "too-many-pixels"),
     "truncated png": (png(line_art())[:150], 400, "corrupt"),
 }
 
@@ -305,8 +337,9 @@ def test_oversize_upload_is_refused_with_413(client):
     assert_json_error(colorize(client, big), 413, "too-large-file")
 
 
-def test_oversize_chunked_upload_is_refused_while_reading(client):
-    """No Content-Length: the body streams in chunks and is refused once the image part passes its limit."""
+def test_oversize_chunked_upload_is_refused_while_reading(client, meter):
+    """No Content-Length: the body streams in chunks and is refused once the image part passes its limit, having
+    read no more than the limit plus a chunk or two (not the 12.5 MiB sent)."""
     boundary = "xyzzy"
     sent = {"bytes": 0}
 
@@ -314,26 +347,145 @@ def test_oversize_chunked_upload_is_refused_while_reading(client):
         head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
                 "Content-Type: image/png\r\n\r\n").encode()
         yield head
-        for _ in range(200):  # 200 x 64 KiB = 12.5 MiB, far past the limit
+        for _ in range(200):  # up to 200 x 64 KiB = 12.5 MiB, far past the limit
+            if len(meter.log) > n_before and meter.log[-1]["status"] is not None:
+                break  # answered: stop sending
             sent["bytes"] += 65536
             yield b"\0" * 65536
         yield f"\r\n--{boundary}--\r\n".encode()
 
+    n_before = len(meter.log)
     try:
         r = client.post("/api/colorize", content=body(),
                         headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        assert_json_error(r, 413, "too-large-file")
     except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
-        return  # the server answered and closed while we were still sending: refused without reading it all
-    assert_json_error(r, 413, "too-large-file")
+        pass  # the server answered and closed while we were still sending
+    assert len(meter.log) > n_before
+    rec = meter.last()
+    assert rec["status"] == 413, rec
+    assert MAX_BYTES < rec["read_at_answer"] <= MAX_BYTES + 2 * 65536 + 1024, rec  # stopped at the limit
+    assert rec["read"] <= MAX_BYTES + 2 * 65536 + 1024  # and nothing after answering
 
 
-def test_declared_oversize_body_is_refused_before_reading(client):
+def test_declared_oversize_body_is_refused_before_reading(client, meter):
     r = client.post("/api/colorize", content=b"x" * 10, headers={
         "content-type": "multipart/form-data; boundary=b", "content-length": str(10)})
     assert r.status_code == 400  # small and malformed: read, then refused
-    big = b"x" * (2 * MAX_BYTES + app_mod.HINTS_MAX_BYTES + 100_000)  # past the whole-body limit
-    r = client.post("/api/colorize", content=big, headers={"content-type": "multipart/form-data; boundary=b"})
-    assert_json_error(r, 413)
+    assert meter.last()["read"] == 10
+    # a well-formed start (read, it would fail only at the image's limit) declaring a length past the body limit
+    big = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+           + b"\0" * (2 * MAX_BYTES + app_mod.HINTS_MAX_BYTES + 100_000))
+    try:
+        r = client.post("/api/colorize", content=big, headers={"content-type": "multipart/form-data; boundary=b"})
+        assert_json_error(r, 413, "too-large-file")
+    except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
+        pass
+    rec = meter.last()
+    assert (rec["status"], rec["read_at_answer"]) == (413, 0), rec  # refused from its Content-Length alone
+
+
+def _raw_exchange(url: str, head: bytes, body: bytes, wait_s: float) -> tuple[int, dict, bytes]:
+    """Send ``head`` and ``body`` on a plain socket (the body may be shorter than it declares), then read the
+    answer until the server closes or ``wait_s`` passes: (status, headers, body)."""
+    import socket
+
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(head + body)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+                if b"\r\n\r\n" in data:
+                    top, rest = data.split(b"\r\n\r\n", 1)
+                    m = [line.split(b":", 1) for line in top.split(b"\r\n")[1:]]
+                    headers = {k.strip().lower().decode(): v.strip().decode() for k, v in m}
+                    if len(rest) >= int(headers.get("content-length", 1 << 30)):
+                        break
+        except TimeoutError:
+            pass
+    assert data, "no answer"
+    top, rest = data.split(b"\r\n\r\n", 1)
+    status = int(top.split(b" ", 2)[1])
+    m = [line.split(b":", 1) for line in top.split(b"\r\n")[1:]]
+    return status, {k.strip().lower().decode(): v.strip().decode() for k, v in m}, rest
+
+
+def _upload_head(length: int, boundary: str = "b") -> bytes:
+    return (f"POST /api/colorize HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={boundary}"
+            f"\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def test_an_upload_that_stalls_gets_408_after_the_timeout():
+    app = create_app(["white"], timeout_s=0.5)
+    part = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+            + png(line_art())[:100])
+    with running_server(app) as url:
+        t0 = time.monotonic()
+        status, headers, body = _raw_exchange(url, _upload_head(100_000), part, wait_s=10)
+        elapsed = time.monotonic() - t0
+    assert status == 408, (status, body[:200])
+    assert json.loads(body)["reason"] == "timeout"
+    assert 0.4 < elapsed < 5, elapsed
+
+
+def test_connections_past_the_limit_get_503_from_uvicorn(monkeypatch):
+    """`tintline serve` (run_server) caps the connections uvicorn accepts; past the cap a request gets uvicorn's
+    plain-text 503 at once (before any body is read), and once the others finish it is served again."""
+    import socket
+
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    run_server(["white"], queue_size=0, timeout_s=20)
+    limit = seen["limit_concurrency"]
+    assert limit == 32  # max(32, 4 x (queue-size + 1))
+    with running_server(seen["app"], limit_concurrency=limit) as url:
+        host, port = url.split("://", 1)[1].rsplit(":", 1)
+        stalled = []
+        try:
+            for _ in range(limit - 1):  # uploads that never finish hold their connections
+                s = socket.create_connection((host, int(port)), timeout=10)
+                s.sendall(_upload_head(100_000) + b"--b\r\n")
+                stalled.append(s)
+            time.sleep(0.3)
+            status, headers, body = _raw_exchange(url, _upload_head(10), b"x" * 10, wait_s=10)
+            assert status == 503 and headers["content-type"].startswith("text/plain"), (status, body)
+        finally:
+            for s in stalled:
+                s.close()
+        time.sleep(0.3)
+        with httpx.Client(base_url=url, timeout=20) as c:
+            assert c.post("/api/colorize", files={"image": ("a.png", png(line_art()))}).status_code == 200
+
+
+# The page hardening docs/serve.md promises, on every response (pages, assets, answers and errors).
+CSP_DIRECTIVES = {"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' blob: data:",
+                  "connect-src 'self'", "frame-ancestors 'none'", "form-action 'none'", "base-uri 'none'"}
+
+
+def test_security_headers_on_every_response(client):
+    big = png(np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8))
+    responses = {
+        "page": client.get("/"),
+        "asset": client.get("/static/app.js"),
+        "models": client.get("/api/models"),
+        "openapi": client.get("/openapi.json"),
+        "png": colorize(client, png(line_art())),
+        "404": client.get("/no/such/page"),
+        "405": client.get("/api/colorize"),
+        "413": colorize(client, big),
+        "415": colorize(client, b"hello, I am not a picture\n" * 20),
+    }
+    for what, r in responses.items():
+        assert r.status_code < 500, what
+        h = r.headers
+        assert {d.strip() for d in h["content-security-policy"].split(";")} == CSP_DIRECTIVES, what
+        assert (h["x-content-type-options"], h["referrer-policy"], h["x-frame-options"]) == (
+            "nosniff", "no-referrer", "DENY"), what
+        assert "server" not in h, what
 
 
 @pytest.mark.parametrize("hints, reason", [

@@ -98,17 +98,31 @@ def test_colorize_loads_run_dir_any_size(run_dir, tmp_path):
     assert Image.open(out / "in.png").mode == "RGB"
 
 
+def _records(run: Path) -> list[dict]:
+    """metrics.jsonl as written, one record per line (the final summary included)."""
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def _losses(run: Path) -> dict[int, dict[str, float]]:
-    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"final"' not in x]
-    return {r["step"]: {k: v for k, v in r.items() if k.startswith(("loss/", "d/"))} for r in recs}
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith(("loss/", "d/"))}
+            for r in _records(run) if not r.get("final")}
+
+
+def _tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
 def test_killed_run_resumes_exactly_same_losses_and_weights(built_dataset, tmp_path):
     """A run killed with SIGKILL mid-way and resumed logs exactly the losses of one that was never stopped and
     ends with the same weights: weights, optimizers, EMA, RNG, data order, each sample's crop and hints and the hint
     drop schedule all continue from the checkpoint; the steps the killed process logged after its last checkpoint
-    are redone and kept once."""
-    steps = ["--max-steps", "40", "--set", "train.ckpt_every=5", "--set", "train.sample_every=10",
+    are redone and kept once (in metrics.jsonl and, through TensorBoard's purge, in the event files)."""
+    n = 20
+    steps = ["--max-steps", str(n), "--set", "train.ckpt_every=5", "--set", "train.sample_every=10",
              "--set", "train.inspect_every=0"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert _train(built_dataset, whole, *steps) == 0
@@ -125,18 +139,65 @@ def test_killed_run_resumes_exactly_same_losses_and_weights(built_dataset, tmp_p
             break
         time.sleep(0.01)
     assert proc.wait(timeout=60) == -9, "the run finished before it could be killed"
-    at_kill = _losses(killed)
+    at_kill = [r["step"] for r in _records(killed)]
     last_ckpt = int((killed / "checkpoints" / "latest").read_text().strip().split("_")[1])
-    assert last_ckpt < 40 and max(at_kill) >= 12
+    # the kill came after a checkpoint and after more steps were logged: those steps must be redone
+    assert 5 <= last_ckpt < max(at_kill) < n, (last_ckpt, at_kill)
+    assert at_kill == list(range(1, max(at_kill) + 1))
     assert _train(built_dataset, killed, *steps, "--resume") == 0
+    # the raw lines: every step once, in order, and one final summary (a step logged twice must not hide in a dict)
+    recs = _records(killed)
+    assert [r["step"] for r in recs if not r.get("final")] == list(range(1, n + 1))
+    assert [r.get("final", False) for r in recs].count(True) == 1 and recs[-1]["final"]
     a, b = _losses(whole), _losses(killed)
-    assert sorted(b) == list(range(1, 41))  # every step once
     assert a == b
-    ref = load_file(str(whole / "checkpoints" / "step_00000040" / "generator.safetensors"))
-    out = load_file(str(killed / "checkpoints" / "step_00000040" / "generator.safetensors"))
+    # TensorBoard: the resumed session tells readers to drop the killed session's events after the checkpoint
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    events = sorted(killed.glob("events.out.tfevents.*"), key=lambda f: f.stat().st_mtime)
+    assert len(events) == 2
+    starts = [e.step for e in EventFileLoader(str(events[-1])).Load()
+              if e.HasField("session_log") and e.session_log.status == e.session_log.START]
+    assert starts == [last_ckpt + 1]
+    tb = _tb_scalars(killed, "loss/l1")
+    assert [s for s, _ in tb] == list(range(1, n + 1))
+    assert tb == _tb_scalars(whole, "loss/l1")
+    ref = load_file(str(whole / "checkpoints" / f"step_{n:08d}" / "generator.safetensors"))
+    out = load_file(str(killed / "checkpoints" / f"step_{n:08d}" / "generator.safetensors"))
     assert all(torch.equal(ref[k], out[k]) for k in ref)
     ref_ema = load_file(str(whole / "model.safetensors"))
     assert all(torch.equal(v, load_file(str(killed / "model.safetensors"))[k]) for k, v in ref_ema.items())
+
+
+def test_sigterm_stops_training_with_a_checkpoint_of_the_last_step(built_dataset, tmp_path):
+    """SIGTERM (a scheduler's stop, `kill`) saves the step reached, though no periodic checkpoint was due."""
+    import signal
+
+    run = tmp_path / "term"
+    cmd = [sys.executable, "-m", "tintline.cli", "train", str(built_dataset), str(run)]
+    for s in TINY:
+        cmd += ["--set", s]
+    cmd += ["--max-steps", "500", "--set", "train.ckpt_every=1000", "--set", "train.sample_every=1000",
+            "--set", "train.inspect_every=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = metrics.read_text().splitlines() if metrics.is_file() else []
+        if lines and json.loads(lines[-1])["step"] >= 3:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "saved" in err
+    logged = max(r["step"] for r in _records(run))
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    saved = int(latest.split("_")[1])
+    # the last step trained (the signal may land between a step and its log line), not an older one
+    assert logged >= 3 and saved in (logged, logged + 1), (latest, logged)
+    assert json.loads((run / "checkpoints" / latest / "state.json").read_text())["step"] == saved
+    assert (run / "checkpoints" / latest / "generator.safetensors").is_file()
 
 
 def test_new_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(built_dataset, run_dir, tmp_path, capsys):
@@ -155,16 +216,32 @@ def test_l1_only_baseline_trains_without_discriminator(built_dataset, tmp_path):
     assert "loss/d" not in rec and "loss/l1" in rec
 
 
+def _other_model(path: Path) -> Path:
+    """A checkpoint of the tiny test network with untrained weights: a model that is not the run's."""
+    from tintline.checkpoint import save_generator
+    from tintline.models import create_generator
+
+    args = {"base": 8, "depth": 5, "max_width": 32}
+    with torch.random.fork_rng():  # leave the global generator as the other tests expect it
+        torch.manual_seed(123)
+        net = create_generator("unet", **args)
+    save_generator(net, path, {"generator": {"name": "unet", "args": args}, "step": 0, "image_size": 64})
+    return path
+
+
 def test_eval_writes_metrics_and_html(run_dir, built_dataset, tmp_path):
     out = tmp_path / "report"
+    other = _other_model(tmp_path / "other.safetensors")
     assert main(["eval", str(run_dir), str(built_dataset), "--split", "test", "-o", str(out),
                  "--baseline", "white", "--baseline", "region-fill", "--baseline", "mean-color",
-                 "--baseline", f"pix2pix={run_dir / 'model.safetensors'}"]) == 0
+                 "--baseline", f"pix2pix={other}", "--baseline", f"again={other}"]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["images"] >= 1 and report["hint_counts"] == [0, 8]
-    # a trained baseline (LABEL=MODEL) is reported under its label: here the same weights as the model itself
-    assert set(report["models"]) == {str(run_dir), "white", "region-fill", "mean-color", "pix2pix"}
-    assert report["models"]["pix2pix"]["summary"] == report["models"][str(run_dir)]["summary"]
+    # a trained baseline (LABEL=MODEL) is reported under its label, scored with the weights of its own path
+    assert set(report["models"]) == {str(run_dir), "white", "region-fill", "mean-color", "pix2pix", "again"}
+    assert report["models"]["pix2pix"]["summary"] == report["models"]["again"]["summary"]
+    assert report["models"]["pix2pix"]["summary"] != report["models"][str(run_dir)]["summary"]
+    assert report["models"]["pix2pix"]["meta"]["step"] == 0 and report["models"][str(run_dir)]["meta"]["step"] == 3
     for m in report["models"].values():
         assert set(m["summary"]["0"]) >= {"psnr", "ssim", "delta_e00", "chroma", "region_acc", "hint_adherence"}
         assert len(m["per_image"]) == report["images"]
@@ -198,11 +275,76 @@ def test_eval_predictions_and_compare(run_dir, built_dataset, tmp_path):
     (preds / files[0].name).unlink()
     assert main(["eval", str(built_dataset), "--predictions", str(preds), "-o", str(out)]) == 2
 
+
+
+HINTLESS = ("0", "none")  # the protocol keys without hints
+
+
+def test_compare_known_answers(run_dir, built_dataset, tmp_path):
+    # two different models: region fill beats the bare line art once there are hints, and is it without them
     out = tmp_path / "cmp"
-    assert main(["eval", str(built_dataset), "--compare", str(run_dir), "white", "-o", str(out)]) == 0
-    cmp = json.loads((out / "metrics.json").read_text())["comparison"]
+    assert main(["eval", str(built_dataset), "--split", "train", "--compare", "region-fill", "white",
+                 "-o", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    cmp, models = report["comparison"], report["models"]
+    assert report["images"] >= 10
     assert set(cmp["0"]["delta_e00"]) == {"mean_diff", "ci95"}
+    for key in HINTLESS:  # no hints: region fill leaves the line art as it is
+        for metric, d in cmp[key].items():
+            if metric != "hint_adherence":  # undefined without hints
+                assert d == {"mean_diff": 0.0, "ci95": [0.0, 0.0]}, (key, metric)
+    better = {"delta_e00": -1, "psnr": 1, "hint_adherence": 1}  # the sign of "region fill is better"
+    for metric, sign in better.items():
+        d = cmp["8"][metric]
+        lo, hi = d["ci95"]
+        assert sign * d["mean_diff"] > 0 and sign * lo > 0 and sign * hi > 0, (metric, d)  # CI excludes 0
+        assert lo <= d["mean_diff"] <= hi
+        want = models["region-fill"]["summary"]["8"][metric] - models["white"]["summary"]["8"][metric]
+        assert d["mean_diff"] == pytest.approx(want), metric  # A minus B, not B minus A
     assert (out / "differ_most.png").is_file()
+
+    # a model compared with itself (loaded twice, under two labels): no difference, an interval of exactly 0
+    out = tmp_path / "self"
+    assert main(["eval", str(run_dir), str(built_dataset), "--compare", f"again={run_dir}", "-o", str(out)]) == 0
+    cmp = json.loads((out / "metrics.json").read_text())["comparison"]
+    for key, metrics in cmp.items():
+        for metric, d in metrics.items():
+            if not (key in HINTLESS and metric == "hint_adherence"):
+                assert d["mean_diff"] == 0.0 and d["ci95"][0] <= 0.0 <= d["ci95"][1], (key, metric, d)
+
+
+def test_eval_limit_hint_curve_and_gaps(built_dataset, tmp_path):
+    from tintline.data.store import Store
+
+    with Store.open(built_dataset) as store:
+        n_train = len(store.entries("train"))
+    assert n_train > 3
+    out = tmp_path / "lim"
+    assert main(["eval", "white", str(built_dataset), "--split", "train", "--limit", "3", "--hint-curve",
+                 "-o", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["images"] == 3 and len(report["models"]["white"]["per_image"]) == 3  # --limit
+    assert report["hint_counts"] == [0, 1, 2, 4, 8, 16, 32]  # --hint-curve
+    assert set(map(str, report["hint_counts"])) <= set(report["models"]["white"]["summary"])
+    assert report["gaps"] is False
+    # --gaps: the lines the models see (and --write-inputs writes) have segments erased, the same ones every time
+    plain, gapped, again = tmp_path / "plain", tmp_path / "gapped", tmp_path / "again"
+    assert main(["eval", str(built_dataset), "--split", "train", "--limit", "3", "--write-inputs", str(plain)]) == 0
+    for d in (gapped, again):
+        assert main(["eval", str(built_dataset), "--split", "train", "--limit", "3", "--gaps",
+                     "--write-inputs", str(d)]) == 0
+    names = sorted(f.name for f in plain.glob("*.png"))
+    assert len(names) == 3 and names == sorted(f.name for f in gapped.glob("*.png"))
+    for name in names:
+        a, b = (np.asarray(Image.open(d / name).convert("L")).astype(int) for d in (plain, gapped))
+        assert (b >= a).all() and (b > a).any(), name  # only erased (lightened), and something was
+        assert np.array_equal(b, np.asarray(Image.open(again / name).convert("L")))
+    out = tmp_path / "gaps"
+    assert main(["eval", "white", str(built_dataset), "--split", "train", "--limit", "3", "--gaps",
+                 "-o", str(out)]) == 0
+    gap_report = json.loads((out / "metrics.json").read_text())
+    assert gap_report["gaps"] is True
+    assert gap_report["models"]["white"]["summary"]["0"] != report["models"]["white"]["summary"]["0"]
 
 
 def test_nan_stops_training_with_a_checkpoint_and_names_the_layer(built_dataset, tmp_path, capsys):
@@ -236,6 +378,24 @@ def test_export_half_precision_loads_and_matches(run_dir, tmp_path):
     with torch.no_grad():
         assert (full(x) - half(x)).abs().max() < 0.02  # float16 rounding only
     assert out.stat().st_size < (run_dir / "model.safetensors").stat().st_size * 0.6
+
+
+def test_export_best_exports_the_best_checkpoint_not_the_last(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    # a short run's best is its last model; make it another one, so that the two can be told apart
+    _other_model(run / "best.safetensors")
+    best, last = load_file(str(run / "best.safetensors")), load_file(str(run / "model.safetensors"))
+    assert any(not torch.equal(best[k], last[k]) for k in best)
+    out = tmp_path / "best.safetensors"
+    assert main(["export", str(run), str(out), "--best", "--float32"]) == 0
+    exported = load_file(str(out))
+    assert exported.keys() == best.keys() and all(torch.equal(exported[k], best[k]) for k in best)
+    assert read_meta(out)["step"] == 0
+    assert main(["export", str(run), str(out), "--float32"]) == 0  # without --best: the run's model
+    assert read_meta(out)["step"] == 3
 
 
 def test_load_generator_refuses_non_tintline_files(tmp_path):
@@ -317,17 +477,50 @@ def test_training_flags_bad_input(args, message, built_dataset, tmp_path, capsys
     assert message in capsys.readouterr().err
 
 
+# Loaded into every Python process of the DDP run (PYTHONPATH): each training sample a process loads is written to
+# TRACE_DIR/<pid>.txt as "rank epoch index", so the test sees what each rank really trained on.
+DDP_TRACE = """
+import os
+
+from tintline.data.dataset import PairDataset
+
+_get = PairDataset.__getitem__
+
+
+def _traced(self, key):
+    if self.train and isinstance(key, tuple):
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else -1
+        with open(os.path.join(os.environ["TINTLINE_TRACE_DIR"], f"{os.getpid()}.txt"), "a") as f:
+            f.write(f"{rank} {int(key[0])} {int(key[1])}\\n")
+    return _get(self, key)
+
+
+PairDataset.__getitem__ = _traced
+"""
+
+
 def test_ddp_on_cpu_two_processes_stay_in_sync(built_dataset, tmp_path):
     """`--devices 2` on CPU: Lightning Fabric starts a second process (gloo); both train on their own shard of each
-    epoch and end with the same weights."""
+    epoch (disjoint images, seen in each process) and end with the same weights."""
+    import os
+
     run = tmp_path / "ddp"
+    hook, trace = tmp_path / "hook", tmp_path / "trace"
+    hook.mkdir()
+    trace.mkdir()
+    (hook / "sitecustomize.py").write_text(DDP_TRACE)
+    env = {**os.environ, "TINTLINE_TRACE_DIR": str(trace),
+           "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "tintline.cli", "train", str(built_dataset), str(run), "--devices", "2",
            "--max-steps", "3"]
     for s in TINY:
         cmd += ["--set", s]
-    # DRAGAN too: its gradient penalty goes through the unwrapped D, which must not upset DDP's bookkeeping
-    cmd += ["--set", "train.batch_size=2", "--set", "loss.dragan_weight=1.0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # a GAN with DRAGAN too (the default recipe has no D): the penalty goes through the unwrapped D, which must not
+    # upset DDP's bookkeeping
+    cmd += ["--set", "train.batch_size=2", "--set", "loss.gan_weight=1.0", "--set", "loss.dragan_weight=1.0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     final = recs[-1]
@@ -337,6 +530,16 @@ def test_ddp_on_cpu_two_processes_stay_in_sync(built_dataset, tmp_path):
     assert all(r["ddp/param_spread"] == 0.0 for r in recs if "ddp/param_spread" in r)
     assert read_meta(run / "model.safetensors")["world_size"] == 2
     assert proc.stdout.count("trained to step 3") == 1  # rank 0 reports, rank 1 stays quiet
+    # the shards: two processes, ranks 0 and 1, each loaded 3 steps x 2 samples of its own, none in common
+    seen: dict[int, set] = {}
+    for f in trace.glob("*.txt"):
+        rows = {tuple(map(int, line.split())) for line in f.read_text().splitlines()}
+        (rank,) = {r for r, _, _ in rows}
+        assert rank not in seen, "two processes trained as the same rank"
+        seen[rank] = {(e, i) for _, e, i in rows}
+    assert set(seen) == {0, 1}
+    assert len(seen[0]) == len(seen[1]) == 6
+    assert not seen[0] & seen[1]
 
 
 def test_bf16_mixed_precision_trains_on_cpu(built_dataset, tmp_path):

@@ -467,36 +467,6 @@ def decide(m: Measures, cfg: DataConfig) -> tuple[str, str] | None:
     return None
 
 
-def hamming_groups(hashes: list[str], max_bits: int) -> list[int]:
-    """Union-find over hex-string hashes: returns, per index, the index of its group's root (smallest index).
-
-    Exact pairwise comparison, vectorized in row blocks: O(n^2) bit operations, about a second for 10k hashes.
-    """
-    n = len(hashes)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n == 0:
-        return []
-    arr = np.frombuffer(bytes.fromhex("".join(hashes)), dtype=np.uint8).reshape(n, -1)  # (n, bytes)
-    popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
-    for start in range(0, n, 256):
-        block = arr[start : start + 256, None, :] ^ arr[None, :, :]  # (b, n, bytes)
-        dist = popcount[block].sum(axis=2, dtype=np.int32)  # (b, n)
-        ii, jj = np.nonzero(dist <= max_bits)
-        for i, j in zip(ii + start, jj, strict=True):
-            if j > i:
-                ri, rj = find(int(i)), find(int(j))
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-    return [find(i) for i in range(n)]
-
-
 def near_duplicate_groups(hashes: list[str], sigs: list[str | None], order: list[int], max_bits: int,
                           max_color: float) -> list[int]:
     """Leader clustering: per index, the index of its group's representative.
@@ -504,9 +474,8 @@ def near_duplicate_groups(hashes: list[str], sigs: list[str | None], order: list
     Two images are near-duplicates when their dHashes differ in at most ``max_bits`` bits and their color
     signatures (:func:`color_signature`) by at most ``max_color`` (a missing signature matches any). Images are
     visited in ``order`` (preferred representatives first, e.g. largest first); each one not yet grouped becomes a
-    representative and takes every ungrouped near-duplicate of itself. Unlike the transitive closure
-    (:func:`hamming_groups`), every member is a near-duplicate of its representative: no chains of small steps
-    join unrelated images.
+    representative and takes every ungrouped near-duplicate of itself. Unlike a transitive closure (union-find),
+    every member is a near-duplicate of its representative: no chains of small steps join unrelated images.
     """
     n = len(hashes)
     if n == 0:

@@ -1,0 +1,82 @@
+"""Known answers for the model shipped in the package: a regression to random weights, to a broken painting step or to
+a coloring worse than no coloring fails here (the floors of the region-true issue, on drawings the tests make)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synth import cartoon  # noqa: E402
+
+from tintline.baselines import BASELINES  # noqa: E402
+from tintline.data.hints import region_dots  # noqa: E402
+from tintline.data.lineart import REFERENCE_XDOG, make_lineart  # noqa: E402
+from tintline.evaluate.metrics import delta_e  # noqa: E402
+from tintline.evaluate.region_metrics import region_metrics  # noqa: E402
+from tintline.inference import default_model, load_colorizer  # noqa: E402
+from tintline.regions import label_regions  # noqa: E402
+
+pytestmark = pytest.mark.skipif(default_model() is None, reason="no model shipped in this installation")
+
+
+def _drawings(n: int = 6, size: int = 256) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Clip-art-like drawings: white paper, a few flat-colored closed shapes with dark outlines, and their line art
+    from the training extractor."""
+    out = []
+    for seed in range(n):
+        color = cartoon(100 + seed, size, size)
+        out.append((color, make_lineart(color, None, "xdog", REFERENCE_XDOG)))
+    return out
+
+
+def _scores(colorizer, drawings, protocol: str) -> tuple[float, float]:
+    accs, des = [], []
+    for color, line in drawings:
+        labels, n = label_regions(line)
+        hints = region_dots(color, labels, n, 48) if protocol == "per-region" else None
+        pred = colorizer.colorize_lines(line, hints)
+        accs.append(region_metrics(pred, color, line)["region_acc"])
+        des.append(delta_e(pred, color))
+    return float(np.nanmean(accs)), float(np.mean(des))
+
+
+def test_a_dot_in_every_region_is_as_good_as_the_paint_bucket():
+    drawings = _drawings()
+    acc, de = _scores(load_colorizer("default"), drawings, "per-region")
+    acc_fill, de_fill = _scores(BASELINES.create("region-fill"), drawings, "per-region")
+    assert acc >= min(0.98, acc_fill - 0.02), (acc, acc_fill)
+    assert de <= de_fill + 1.0, (de, de_fill)
+
+
+def test_without_hints_it_is_not_worse_than_the_line_art():
+    drawings = _drawings()
+    acc, de = _scores(load_colorizer("default"), drawings, "none")
+    acc_white, de_white = _scores(BASELINES.create("white"), drawings, "none")
+    assert acc >= acc_white - 0.05, (acc, acc_white)
+    assert de <= de_white + 0.5, (de, de_white)
+
+
+def test_the_network_itself_follows_the_hints(tmp_path):
+    """With soft hints nothing paints the regions for the network: the shipped weights must carry the hints' colors
+    into the regions, and an untrained network of the same architecture must not (so this test can tell)."""
+    import torch
+
+    from tintline.checkpoint import load_generator, save_generator
+    from tintline.models import create_generator
+
+    drawings = _drawings()
+    soft = load_colorizer("default")
+    soft.soft_hints = True
+    acc, _ = _scores(soft, drawings, "per-region")
+    _, meta = load_generator("default")
+    torch.manual_seed(0)
+    g = meta["generator"]
+    save_generator(create_generator(g["name"], **g["args"]), tmp_path / "untrained.safetensors", meta)
+    untrained = load_colorizer(tmp_path / "untrained.safetensors")
+    untrained.soft_hints = True
+    acc_untrained, _ = _scores(untrained, drawings, "per-region")
+    assert acc >= 0.6 and acc_untrained <= 0.4, (acc, acc_untrained)
