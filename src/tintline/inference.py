@@ -95,7 +95,7 @@ class Colorizer:
         _, fill, scale = self._network(line, hints)
         if scale < 1:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        return paint(line, fill, hints, shading=self.shading)
+        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)))
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
@@ -123,11 +123,17 @@ def default_model() -> Path | None:
 def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseline:
     """A checkpoint path or run directory -> :class:`Colorizer`; ``default`` -> the shipped model; a baseline name
     (``white``, ``region-fill``) -> that baseline; ``soft:MODEL`` -> MODEL with soft hints (the network's own
-    output, for comparisons in eval). A path that exists wins over a name."""
+    output, for comparisons in eval); a character file (``tintline character``; ``match:FILE`` for its reference
+    matching alone) -> :class:`~tintline.character.model.CharacterColorizer`. A path that exists wins over a name."""
     if not Path(model).exists() and str(model) in BASELINES.names():
         return BASELINES.create(str(model))
     if not Path(model).exists() and str(model).startswith(SOFT_PREFIX):
         return Colorizer(str(model)[len(SOFT_PREFIX):], device=device, soft_hints=True)
+    from .character.model import CharacterColorizer, character_spec  # imported here: it imports this module
+
+    spec = character_spec(model)
+    if spec is not None:
+        return CharacterColorizer(spec[0], mode=spec[1], device=device)
     return Colorizer(model, device=device)  # "default" resolves to the shipped model in resolve_model_path
 
 

@@ -76,26 +76,45 @@ def _bincount3(labels: np.ndarray, values: np.ndarray, n: int, weights: np.ndarr
                                  minlength=n + 1) for c in range(3)], axis=1)
 
 
-def region_votes(fill: np.ndarray, seg: Segmentation) -> np.ndarray:
+def _trimmed_means(lab: np.ndarray, lbl: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """lab (N, 3) float32 colors, lbl (N,) their regions -> (votes (n + 1, 3) float64, samples per region (n + 1,)).
+
+    Two passes of bincounts: the mean, then the mean of the pixels within ``TRIM`` times the region's mean distance
+    from it (a trimmed mean, robust to bleeding and to line halos)."""
+    counts = np.bincount(lbl, minlength=n + 1).astype(np.float64)
+    mean = _bincount3(lbl, lab, n) / np.maximum(counts, 1)[:, None]
+    diff = lab - mean[lbl]
+    d = np.sqrt(np.einsum("ij,ij->i", diff, diff))  # (N,) distance to the region's mean
+    mean_d = np.bincount(lbl, weights=d, minlength=n + 1) / np.maximum(counts, 1)
+    w = (d <= TRIM * mean_d[lbl] + 1e-6).astype(np.float64)
+    wsum = np.bincount(lbl, weights=w, minlength=n + 1)
+    trimmed = _bincount3(lbl, lab, n, w) / np.maximum(wsum, 1)[:, None]
+    return np.where((wsum > 0)[:, None], trimmed, mean), counts
+
+
+def region_votes(fill: np.ndarray, seg: Segmentation, stride: int = 1) -> np.ndarray:
     """fill (H, W, 3) uint8 network fill color at full resolution -> (n + 1, 3) float32 CIELAB vote per region.
 
-    Two passes of bincounts over the region's paper pixels: the mean, then the mean of the pixels within ``TRIM``
-    times the region's mean distance from it (a trimmed mean, robust to bleeding and to line halos)."""
-    sel = ~seg.ink
-    if not sel.any():
-        sel = np.ones_like(seg.ink)
-    lab = _to_lab(fill[sel])  # (N, 3)
-    lbl = seg.labels[sel]
-    counts = np.bincount(lbl, minlength=seg.n + 1).astype(np.float64)
-    mean = _bincount3(lbl, lab, seg.n) / np.maximum(counts, 1)[:, None]
-    d = np.linalg.norm(lab - mean[lbl], axis=1)  # (N,)
-    mean_d = np.bincount(lbl, weights=d, minlength=seg.n + 1) / np.maximum(counts, 1)
-    w = (d <= TRIM * mean_d[lbl] + 1e-6).astype(np.float64)
-    wsum = np.bincount(lbl, weights=w, minlength=seg.n + 1)
-    trimmed = _bincount3(lbl, lab, seg.n, w) / np.maximum(wsum, 1)[:, None]
-    out = np.where((wsum > 0)[:, None], trimmed, mean)
-    # regions without paper (cannot happen after merging, but the table must be complete): neutral white
-    out[counts == 0] = (100.0, 0.0, 0.0)
+    A trimmed mean over the region's paper pixels. ``stride`` > 1 samples every stride-th pixel in both directions
+    (the fill was upsampled from the network's smaller grid, so the samples carry all its information at 1/stride²
+    of the cost); regions that no sample hits are voted from all their pixels."""
+    s = max(1, int(stride))
+    ink = seg.ink[::s, ::s]
+    sel = ~ink if (~ink).any() else np.ones_like(ink)
+    lab = _to_lab(np.ascontiguousarray(fill[::s, ::s]))[sel]  # (N, 3)
+    out, counts = _trimmed_means(lab, seg.labels[::s, ::s][sel], seg.n)
+    missing = counts == 0
+    missing[0] = False
+    if missing.any():  # small regions between the samples (or regions of ink only): every pixel of theirs
+        px = missing[seg.labels] & ~seg.ink
+        if not px.any():
+            px = missing[seg.labels]
+        if px.any():
+            extra, extra_counts = _trimmed_means(_to_lab(fill[px]), seg.labels[px], seg.n)
+            got = missing & (extra_counts > 0)
+            out[got] = extra[got]
+            counts[got] = extra_counts[got]
+    out[counts == 0] = (100.0, 0.0, 0.0)  # regions of ink only: neutral white (the table must be complete)
     return out.astype(np.float32)
 
 
@@ -161,17 +180,19 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
 
 
 def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Segmentation | None = None,
-          shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None) -> Layers:
+          shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None,
+          vote_stride: int = 1) -> Layers:
     """line (H, W) uint8 full-resolution line art; fill (H, W, 3) uint8 the network's fill color at the same size
     (upsampled when the network saw the page smaller); validated hints in these pixels -> :class:`Layers`.
 
     ``votes`` (n + 1, 3) float32 CIELAB per region of ``seg`` replaces the vote of the network (e.g. a character
-    model's reference matching); the shading stays relative to the network's own vote.
+    model's reference matching); the shading stays relative to the network's own vote. ``vote_stride``: see
+    :func:`region_votes` (the upsampling factor of ``fill``).
 
     ``shading`` in [0, 1] is the shading layer's opacity (0: flat colors only; the layer is still computed, so a
     layered file lets the user turn it up)."""
     seg = segment(line) if seg is None else seg
-    own = region_votes(fill, seg)  # (n + 1, 3) Lab: the network's vote per region
+    own = region_votes(fill, seg, vote_stride)  # (n + 1, 3) Lab: the network's vote per region
     table = _from_lab(own if votes is None else votes)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
     split = split_colors = None
     if hints and (hints.get("points") or hints.get("strokes")):
