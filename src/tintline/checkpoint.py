@@ -37,6 +37,9 @@ FORMAT = 1
 META_KEY = "tintline"
 # the model shipped in the package; the name "default" means it wherever a model is named
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "default.safetensors"
+# tensors under this prefix ride along with a generator's weights (a character file's references) and are not loaded
+# into the network
+NON_WEIGHT_PREFIX = "character."
 
 
 class CheckpointError(UserError):
@@ -114,7 +117,8 @@ def load_generator(model: str | Path, device: str | torch.device = "cpu") -> tup
     g = meta.get("generator") or {}
     net = create_generator(g.get("name", "?"), **g.get("args", {}))
     try:
-        net.load_state_dict(load_file(str(path)))  # float16 exports are cast to the network's float32 here
+        weights = {k: v for k, v in load_file(str(path)).items() if not k.startswith(NON_WEIGHT_PREFIX)}
+        net.load_state_dict(weights)  # float16 exports are cast to the network's float32 here
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the recorded architecture ({str(e)[:120]})") from e
     return net.to(device).eval(), meta

@@ -245,6 +245,14 @@ def cmd_export(a: argparse.Namespace) -> None:
     print(f"exported {src} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
+def cmd_character(a: argparse.Namespace) -> None:
+    from .character.model import make_character
+
+    out = make_character(a.references, a.out, lines=a.lines, base=a.base, name=a.name, minutes=a.minutes)
+    print(f"character {a.name or out.stem!r} from {len(a.references)} reference(s): {out}"
+          f" ({out.stat().st_size / 1e6:.1f} MB); use it as MODEL, e.g. tintline colorize {out} LINES.png -o OUT")
+
+
 def cmd_viz(a: argparse.Namespace) -> None:
     import os
 
@@ -418,6 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--best", action="store_true", help="export the run's best generator by validation L1")
     s.add_argument("--float32", action="store_true", help="keep float32 (default: float16, half the size)")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("character", help="make a character model from 1-8 colored references of one character")
+    s.add_argument("references", nargs="+", metavar="REF", help="colored drawings of the character (PNG, JPEG, WebP)")
+    s.add_argument("-o", "--out", required=True, help="the character file to write (NAME.safetensors)")
+    s.add_argument("--lines", nargs="+", metavar="REF_LINES",
+                   help="line art of the references, one each in the same order and size (default: extracted)")
+    s.add_argument("--from", dest="base", default="default", metavar="MODEL",
+                   help="model whose network the character uses (default: the shipped model)")
+    s.add_argument("--minutes", type=float, default=0.0,
+                   help="fine-tune budget on the references (default 0: matching with the base network only)")
+    s.add_argument("--name", help="the character's name (default: the file's stem)")
+    s.set_defaults(func=cmd_character)
 
     s = sub.add_parser("viz", help="open a run (or a folder of runs) in TensorBoard on 127.0.0.1")
     s.add_argument("run_dir")

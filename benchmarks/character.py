@@ -1,0 +1,176 @@
+"""Character mode on the Ren'Py demo sprites: reference matching alone, the network alone, and both, without hints.
+
+    python benchmarks/character.py [-o DIR] [--base MODEL]
+
+Characters are made as ``tintline character REF.png`` makes them (:func:`tintline.character.model.make_character`:
+the sprite file composited on white, line art by the XDoG extractor): **Eileen** from "eileen happy" (targets
+"eileen concerned" and "eileen vhappy": same pose, another face) and **Lucy** from "lucy happy" (target "lucy mad":
+another pose, arms and body moved). Targets are the sprites as benchmarks/region_true.py loads them (cropped,
+512 px, a paper frame), also mirrored, with line art in each of the four styles of the project's extractors
+(fixed parameters, below; ``alpha`` outlines the sprite's silhouette). No hints.
+
+Rows: ``match`` (``match:FILE``: the matching alone), ``network`` (``--base``, the shipped model by default, no
+references), ``combined`` (the character file). Scores, with the helpers of benchmarks/region_true.py:
+
+* **region accuracy** (share of regions whose output median is within ΔE00 10 of the truth's): ``strict`` over
+  the region-true issue's scored regions (4-connected, not touching the border, >= 48 px at 256 px; on the XDoG
+  line art of these softly shaded sprites there are almost none, so the count is given) and ``closed`` over the
+  gap-closed regions of :func:`tintline.regions.segment` that are not background (most of their pixels
+  transparent in the sprite) and have >= 48 px at 256 px of paper;
+* **ΔE00** over the non-line pixels of those gap-closed regions (non-line, non-background pixels);
+* seconds to make a character (one reference), to load it, and to colorize a 512 px target (median).
+
+Writes ``DIR/character.json`` and pictures ``DIR/character_<style>.png`` (rows: line art, match, network, combined,
+truth); prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
+from PIL import Image
+from region_true import load_sprite, min_area, score
+
+from tintline.character.model import make_character
+from tintline.data.lineart import REFERENCE_XDOG, make_lineart
+from tintline.data.sources import RENPY_IMAGES
+from tintline.evaluate.region_metrics import Regions, scored_regions
+from tintline.inference import load_colorizer
+from tintline.monitor.images import tile
+from tintline.regions import segment
+
+CHARACTERS = {"eileen": ("eileen happy", ("eileen concerned", "eileen vhappy")), "lucy": ("lucy happy", ("lucy mad",))}
+STYLES = {
+    "xdog": REFERENCE_XDOG,
+    "adaptive": {"block": 11, "c": 7.0, "blur": 0.5},
+    "edges": {"sigma": 1.0, "threshold": 60.0, "width": 2},
+    "alpha": {"width": 2, **REFERENCE_XDOG},
+}
+METHODS = ("match", "network", "combined")
+PICTURE_TARGETS = ("eileen concerned", "lucy mad")
+
+
+def background(color: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 sprite on white, framed by paper -> (H, W) bool: the pure white connected to the frame
+    (where the sprite was transparent)."""
+    white = np.all(color == 255, axis=2).astype(np.uint8)
+    _, lab = cv2.connectedComponents(white, connectivity=4)
+    outside = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    return np.isin(lab, outside[outside > 0])
+
+
+def closed_regions(line: np.ndarray, bg: np.ndarray) -> Regions:
+    """The gap-closed regions of ``line`` that are not background and have >= ``min_area`` paper pixels."""
+    seg = segment(line)
+    paper = seg.paper_labels()
+    total = np.bincount(seg.labels.ravel(), minlength=seg.n + 1)
+    in_bg = np.bincount(seg.labels.ravel(), weights=bg.ravel(), minlength=seg.n + 1)
+    keep = (in_bg < 0.5 * np.maximum(total, 1)) & (seg.areas >= min_area(line.shape))
+    keep[0] = False
+    remap = np.zeros(seg.n + 1, np.int32)
+    remap[keep] = np.arange(1, int(keep.sum()) + 1)
+    labels = remap[paper]
+    return Regions(labels, int(keep.sum()), np.bincount(labels.ravel(), minlength=int(keep.sum()) + 1))
+
+
+def targets() -> list[tuple[str, str, bool, str, np.ndarray, np.ndarray, np.ndarray]]:
+    """-> [(character, target, mirrored, style, color, line, background)]."""
+    out = []
+    for char, (_, names) in CHARACTERS.items():
+        for name in names:
+            color0, _ = load_sprite(name)
+            for mirrored in (False, True):
+                color = np.ascontiguousarray(color0[:, ::-1]) if mirrored else color0
+                bg = background(color)
+                alpha = np.where(bg, 0, 255).astype(np.uint8)
+                for style, params in STYLES.items():
+                    out.append((char, name, mirrored, style, color, make_lineart(color, alpha, style, params), bg))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--out", default="character-bench", type=Path)
+    ap.add_argument("--base", default="default", help="the network (alone, and in the characters)")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    files, make_s = {}, []
+    for char, (ref, _) in CHARACTERS.items():
+        t = time.perf_counter()
+        files[char] = make_character([Path(RENPY_IMAGES) / f"{ref}.png"], args.out / f"{char}.safetensors",
+                                     base=args.base, name=char)
+        make_s.append(time.perf_counter() - t)
+    models, load_s = {}, []
+    for char, f in files.items():
+        t = time.perf_counter()
+        combined = load_colorizer(f)  # the references' regions are recomputed here
+        load_s.append(time.perf_counter() - t)
+        models[char] = {"match": load_colorizer(f"match:{f}"), "network": load_colorizer(args.base),
+                        "combined": combined}
+    rows: list[dict] = []
+    pictures: dict[str, list[list[np.ndarray]]] = {s: [] for s in STYLES}
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    for char, name, mirrored, style, color, line, bg in targets():
+        strict = scored_regions(line, min_area(line.shape))
+        closed = closed_regions(line, bg)
+        preds = []
+        for method in METHODS:
+            t = time.perf_counter()
+            pred = models[char][method].colorize_lines(line)
+            seconds[method].append(time.perf_counter() - t)
+            s_closed = score(pred, color, line, closed)
+            s_strict = score(pred, color, line, strict) if strict.n else {"region_acc": float("nan")}
+            rows.append({"character": char, "target": name, "mirrored": mirrored, "style": style, "method": method,
+                         "strict_acc": s_strict["region_acc"], "strict_n": strict.n,
+                         "closed_acc": s_closed["region_acc"], "closed_n": closed.n,
+                         "delta_e00": s_closed["delta_e00"]})
+            preds.append(pred)
+        if name in PICTURE_TARGETS:
+            pictures[style].append([np.repeat(line[..., None], 3, axis=2), *preds, color])
+        print(f"  {name}{' mirrored' if mirrored else ''} {style}: " + ", ".join(
+            f"{r['method']} {r['closed_acc']:.2f}/{r['delta_e00']:.1f}" for r in rows[-3:]), file=sys.stderr)
+    for style, pic in pictures.items():
+        Image.fromarray(tile(pic)).save(args.out / f"character_{style}.png")
+    report = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows, "make_seconds": make_s,
+              "load_seconds": load_s,
+              "colorize_seconds_median": {m: float(np.median(v)) for m, v in seconds.items()}}
+    (args.out / "character.json").write_text(json.dumps(report, indent=1))
+
+    def mean(sel: list[dict], key: str) -> str:
+        v = [r[key] for r in sel if not np.isnan(r[key])]
+        return f"{np.mean(v):.3f}" if v else "n/a"
+
+    groups = {f"{pose}{' mirrored' if mirrored else ''}": (lambda r, c=char, m=mirrored: r["character"] == c
+                                                            and r["mirrored"] == m)
+              for char, pose in (("eileen", "same pose (Eileen)"), ("lucy", "other pose (Lucy mad)"))
+              for mirrored in (False, True)}
+    print(f"machine: {report['machine']}\n\nall four line styles, no hints:\n\n"
+          "| targets | method | region acc (closed) | ΔE00 | region acc (strict) | strict regions scored |\n"
+          "|---|---|---|---|---|---|")
+    for gname, pred in groups.items():
+        for method in METHODS:
+            sel = [r for r in rows if pred(r) and r["method"] == method]
+            n_strict = sum(r["strict_n"] for r in sel)
+            de = float(np.mean([r["delta_e00"] for r in sel]))
+            print(f"| {gname} | {method} | {mean(sel, 'closed_acc')} | {de:.2f} | {mean(sel, 'strict_acc')} |"
+                  f" {n_strict} in {len(sel)} images |")
+    print("\nper line style (all targets, plain and mirrored):\n\n| style | method | region acc (closed) | ΔE00 |\n"
+          "|---|---|---|---|")
+    for style in STYLES:
+        for method in METHODS:
+            sel = [r for r in rows if r["style"] == style and r["method"] == method]
+            print(f"| {style} | {method} | {mean(sel, 'closed_acc')} |"
+                  f" {float(np.mean([r['delta_e00'] for r in sel])):.2f} |")
+    print(f"\nmaking a character: {max(make_s):.1f} s; loading it: {max(load_s):.1f} s; colorizing 512 px (median): "
+          + ", ".join(f"{m} {s:.2f} s" for m, s in report["colorize_seconds_median"].items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Character mode: reference matching on a drawn character moved, scaled, mirrored and changed; the character file
+(round trip through load_colorizer and the CLI, format versions); bad references; the Ren'Py Eileen sprites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from tintline.character.matching import Reference, match_regions
+from tintline.character.model import (
+    CharacterColorizer,
+    load_references,
+    make_character,
+    read_references,
+    write_character,
+)
+from tintline.checkpoint import META_KEY, CheckpointError, read_meta
+from tintline.cli import main
+from tintline.data.hints import validate_hints
+from tintline.data.imageio import BadImage, composite_on_white, read_image_file
+from tintline.data.lineart import make_lineart
+from tintline.data.sources import RENPY_IMAGES
+from tintline.errors import UserError
+from tintline.inference import Colorizer, default_model, load_colorizer
+from tintline.regions import segment
+from tintline.regions.paint import _to_lab
+
+needs_model = pytest.mark.skipif(default_model() is None, reason="no model shipped in this installation")
+
+SKIN, HAIR, EYE, SHIRT, SLEEVE, BAG, SKIRT = ((250, 220, 200), (200, 60, 40), (40, 60, 160), (220, 40, 60),
+                                              (60, 170, 80), (240, 200, 40), (50, 50, 120))
+
+
+def draw_character(h: int = 220, w: int = 180, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0,
+                   mirror: bool = False, mouth: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A flat-colored character with dark outlines -> (color (h, w, 3) uint8, line (h, w) uint8). Asymmetric (a
+    green sleeve on its left, a yellow bag on its right) so that a mirror image is not the same drawing."""
+    color = np.full((h, w, 3), 255, np.uint8)
+    line = np.full((h, w), 255, np.uint8)
+
+    def p(x: float, y: float) -> tuple[int, int]:
+        return round(w / 2 + (x - 90) * scale + dx), round(20 + (y - 20) * scale + dy)
+
+    def r(v: float) -> int:
+        return max(1, round(v * scale))
+
+    shapes = [  # (kind, geometry, color), drawn back to front
+        ("rect", ((55, 95), (125, 160)), SHIRT),
+        ("rect", ((60, 160), (120, 205)), SKIRT),
+        ("rect", ((30, 100), (55, 150)), SLEEVE),
+        ("rect", ((125, 120), (160, 150)), BAG),
+        ("ellipse", ((90, 55), (42, 40)), HAIR),
+        ("ellipse", ((90, 65), (32, 30)), SKIN),
+        ("circle", ((78, 62), 6), EYE),
+        ("circle", ((102, 62), 6), EYE),
+    ]
+    if mouth:
+        shapes.append(("ellipse", ((90, 82), (8, 4)), SHIRT))
+    for kind, geo, col in shapes:
+        for img, c, thick in ((color, col, -1), (color, (0, 0, 0), 2), (line, 0, 2)):
+            if kind == "rect":
+                cv2.rectangle(img, p(*geo[0]), p(*geo[1]), c, thick)
+            elif kind == "circle":
+                cv2.circle(img, p(*geo[0]), r(geo[1]), c, thick)
+            else:
+                cv2.ellipse(img, p(*geo[0]), (r(geo[1][0]), r(geo[1][1])), 0, 0, 360, c, thick)
+    if mirror:
+        color, line = np.ascontiguousarray(color[:, ::-1]), np.ascontiguousarray(line[:, ::-1])
+    return color, line
+
+
+def region_accuracy(votes: np.ndarray, seg, truth: np.ndarray, min_area: int = 20) -> float:
+    """Share of the regions of ``seg`` (>= min_area paper pixels) whose CIELAB vote is within 10 of the truth's
+    median color there."""
+    lab = _to_lab(truth)
+    ok = []
+    for r in range(1, seg.n + 1):
+        px = lab[(seg.labels == r) & ~seg.ink]
+        if len(px) >= min_area:
+            ok.append(np.linalg.norm(votes[r] - np.median(px, axis=0)) <= 10)
+    return float(np.mean(ok))
+
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    return Reference.build(*draw_character())
+
+
+@pytest.mark.parametrize("variant", [
+    {"scale": 1.15, "dx": 8, "dy": -4},
+    {"scale": 0.85, "dx": -10, "dy": 6, "mirror": True},
+    {"scale": 1.0, "dx": 5, "dy": 3, "mouth": True},
+    {"scale": 0.9, "dx": 0, "dy": 0, "mirror": True, "mouth": True},
+])
+def test_matching_colors_a_moved_scaled_mirrored_changed_drawing(reference, variant):
+    truth, line = draw_character(240, 200, **variant)
+    m = match_regions(line, [reference])
+    votes, conf, matched = m.votes()
+    assert m.alignments[0].flip == variant.get("mirror", False)
+    assert region_accuracy(votes, m.seg, truth) >= 0.9
+    assert matched[1:].all() and (conf[1:] > 0).all() and (conf <= 1 + 1e-6).all()
+
+
+def test_matching_is_bounded_in_time(reference):
+    import time
+
+    _, line = draw_character(512, 512, scale=2.0)
+    ref = Reference.build(*draw_character(512, 512, scale=2.0, dx=20))
+    match_regions(line, [ref])  # warm-up (FFT plans, OpenCV)
+    t = time.perf_counter()
+    match_regions(line, [ref, reference])
+    assert time.perf_counter() - t < 1.0
+
+
+def test_a_blank_target_gets_no_confident_colors(reference):
+    m = match_regions(np.full((64, 80), 255, np.uint8), [reference])
+    votes, conf, _ = m.votes()
+    assert votes.shape == (m.seg.n + 1, 3) and np.isfinite(votes).all()
+
+
+def _write_refs(tmp_path: Path, n: int = 1, size: tuple[int, int] = (220, 180)) -> list[Path]:
+    paths = []
+    for i in range(n):
+        color, _ = draw_character(*size, dx=3 * i)
+        paths.append(tmp_path / f"ref{i}.png")
+        Image.fromarray(color).save(paths[-1])
+    return paths
+
+
+@needs_model
+def test_character_file_round_trip(tmp_path, capsys):
+    refs = _write_refs(tmp_path)
+    out = tmp_path / "hero.safetensors"
+    assert main(["character", *map(str, refs), "-o", str(out), "--name", "hero"]) == 0
+    assert "hero" in capsys.readouterr().out
+    meta = read_meta(out)
+    assert meta["kind"] == "character" and meta["character"]["name"] == "hero"
+    assert meta["character"]["references"][0]["source"] == "ref0.png" and meta["generator"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # no temporary file left
+    truth, line = draw_character(240, 200, scale=1.1, dx=6, mirror=True)
+    combined, alone = load_colorizer(out), load_colorizer(f"match:{out}")
+    assert isinstance(combined, CharacterColorizer) and combined.mode == "combined" and alone.mode == "match"
+    assert "hero" in combined.meta["description"]
+    for c in (combined, alone):
+        pred = c.colorize_lines(line)
+        assert pred.shape == (240, 200, 3) and pred.dtype == np.uint8
+        lay = c.colorize_layers(line)
+        assert np.array_equal(lay.compose(), pred)
+    # matching alone: the shirt of the mirrored, scaled target is the reference's shirt color
+    pred = alone.colorize_lines(line)
+    seg = segment(line)
+    shirt = seg.labels[110, 100]
+    assert np.abs(np.median(pred[(seg.labels == shirt) & ~seg.ink], axis=0) - SHIRT).max() <= 12
+    # an exact hint still wins over the matching
+    hints = validate_hints({"points": [{"x": 100, "y": 110, "color": "#00ff00", "radius": 2}]})
+    assert tuple(alone.colorize_lines(line, hints)[120, 100]) == (0, 255, 0)
+    # a hint in a color the references lack recolors that part everywhere: one eye hinted green, both turn green
+    eyes = [(200 - round(100 + (x - 90) * 1.1 + 6), round(20 + 42 * 1.1)) for x in (78, 102)]  # mirrored, scaled
+    hints = validate_hints({"points": [{"x": eyes[0][0], "y": eyes[0][1], "color": "#00ff00", "radius": 1}]})
+    pred = alone.colorize_lines(line, hints)
+    assert all(tuple(pred[y, x]) == (0, 255, 0) for x, y in eyes)
+    # the network alone reads the same file (the references are not weights)
+    assert isinstance(Colorizer(out), Colorizer)
+    # and the CLI colorizes with it
+    Image.fromarray(line).save(tmp_path / "target.png")
+    assert main(["colorize", f"match:{out}", str(tmp_path / "target.png"), "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "target.png").is_file()
+
+
+@needs_model
+def test_references_of_different_sizes_share_one_long_side(tmp_path):
+    small = _write_refs(tmp_path, 1)[0]
+    big = tmp_path / "big.png"
+    Image.fromarray(draw_character(660, 540, scale=3.0)[0]).save(big)
+    refs = load_references([small, big])
+    assert [max(c.shape[:2]) for c, _ in refs] == [220, 220]
+    out = write_character(tmp_path / "two.safetensors", refs)
+    assert [c.shape for c, _ in read_references(out)] == [c.shape for c, _ in refs]
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    return err
+
+
+@needs_model
+def test_bad_references_get_one_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "c.safetensors")
+    color, line = draw_character()
+    gray = tmp_path / "gray.png"
+    Image.fromarray(cv2.cvtColor(color, cv2.COLOR_RGB2GRAY)).save(gray)
+    assert "reference 1 has no color" in _one_line_error(capsys, ["character", str(gray), "-o", out])
+    lines_only = tmp_path / "lines.png"
+    Image.fromarray(line).save(lines_only)
+    assert "reference 1 has no color" in _one_line_error(capsys, ["character", str(lines_only), "-o", out])
+    refs = _write_refs(tmp_path, 9)
+    assert "at most 8" in _one_line_error(capsys, ["character", *map(str, refs), "-o", out])
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(Image.fromarray(color).tobytes()[:500])
+    assert "reference 1" in _one_line_error(capsys, ["character", str(corrupt), "-o", out])
+    with pytest.raises(BadImage):
+        load_references([corrupt])
+    assert "--lines gives 2" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--lines",
+                                                         str(lines_only), str(lines_only)])
+    small_lines = tmp_path / "small_lines.png"
+    Image.fromarray(line[:100]).save(small_lines)
+    assert "same drawing" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--lines",
+                                                      str(small_lines)])
+    assert "not implemented" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--minutes", "2"])
+    assert "not found" in _one_line_error(capsys, ["character", str(tmp_path / "nope.png"), "-o", out])
+    assert ".safetensors" in _one_line_error(capsys, ["character", str(refs[0]), "-o", str(tmp_path / "c.png")])
+    assert not Path(out).exists()
+    # given line art is used as is (same size as its reference)
+    Image.fromarray(line).save(lines_only)
+    assert main(["character", str(refs[0]), "-o", out, "--lines", str(lines_only)]) == 0
+    assert np.array_equal(read_references(out)[0][1], line)
+
+
+@needs_model
+def test_a_character_file_of_another_format_is_refused(tmp_path, capsys):
+    out = make_character(_write_refs(tmp_path), tmp_path / "c.safetensors")
+    meta = read_meta(out)
+    meta["character"]["format"] = 99
+    meta["character"]["tintline_version"] = "9.0"
+    newer = tmp_path / "newer.safetensors"
+    save_file(load_file(str(out)), str(newer), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="character format 99"):
+        load_colorizer(newer)
+    Image.fromarray(draw_character()[1]).save(tmp_path / "t.png")
+    err = _one_line_error(capsys, ["colorize", str(newer), str(tmp_path / "t.png"), "-o", str(tmp_path / "o")])
+    assert "format 99" in err and "9.0" in err
+    with pytest.raises(CheckpointError, match="needs a character file"):
+        load_colorizer(f"match:{default_model()}")
+    with pytest.raises(UserError, match="mode"):
+        CharacterColorizer(out, mode="nope")
+
+
+@pytest.mark.skipif(not (Path(RENPY_IMAGES) / "eileen happy.png").is_file(), reason="Ren'Py demo not installed")
+def test_eileen_concerned_from_eileen_happy():
+    """The real sprites (same pose, another face), line art by color edges; matching alone, no network."""
+
+    def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:
+        color = composite_on_white(read_image_file(Path(RENPY_IMAGES) / f"{name}.png"))
+        color = cv2.resize(color, (color.shape[1] // 2, color.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return color, make_lineart(color, None, "edges", {"sigma": 1.0, "threshold": 60.0, "width": 2})
+
+    ref = Reference.build(*sprite("eileen happy"))
+    truth, line = sprite("eileen concerned")
+    line = np.ascontiguousarray(line[:, ::-1])  # mirrored, too
+    truth = np.ascontiguousarray(truth[:, ::-1])
+    m = match_regions(line, [ref])
+    votes, _, _ = m.votes()
+    assert m.alignments[0].flip
+    assert region_accuracy(votes, m.seg, truth, min_area=100) >= 0.9
