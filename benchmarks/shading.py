@@ -1,10 +1,12 @@
-"""How much of the network's shading to put on the flat region colors: scored on the validation split.
+"""Calibrate the painting step on the validation split: shading opacity and the white threshold.
 
-    python benchmarks/shading.py MODEL DATASET [--split val] [--limit 100] [--opacity 0 0.25 0.5 1]
+    python benchmarks/shading.py MODEL DATASET [--split val] [--limit 100] [--opacity 0 0.5 1] [--white 0 8 16]
 
-For each shading opacity (0 = flat colors only), the same model colorizes the split under the region-dot protocols
-and no hints; prints ΔE00 (per pixel), region accuracy and bleeding per opacity and protocol. The shipped default
-(``tintline.inference.DEFAULT_SHADING``) is chosen from this table, on validation images, never on the test split.
+For each shading opacity (0 = flat colors only) and white threshold (an unhinted region voted within this CIELAB
+distance of white is painted white), the same model colorizes the split under the region-dot protocols and no
+hints; prints ΔE00 (per pixel), region accuracy and bleeding. The shipped defaults
+(``tintline.inference.DEFAULT_SHADING`` and ``DEFAULT_WHITE``) are chosen from this table, on validation images,
+never on the test split.
 """
 
 from __future__ import annotations
@@ -26,22 +28,24 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--split", default="val")
     ap.add_argument("--limit", type=int, default=100)
-    ap.add_argument("--opacity", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
+    ap.add_argument("--opacity", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    ap.add_argument("--white", type=float, nargs="+", default=[0.0])
     args = ap.parse_args()
     cases = load_cases(args.dataset, args.split, args.limit, False, 0)
     protocols = parse_protocols(["per-region", "largest:4", "none"])
     book = HintBook(0)
     print(f"machine: {cpu_model()}\ncommand: {' '.join(sys.argv)}\n{len(cases)} {args.split} images\n")
-    print("| shading opacity | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n|---|---|---|---|---|")
+    print("| shading opacity | white | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n|---|---|---|---|---|---|")
     for opacity in args.opacity:
-        c = Colorizer(args.model, shading=opacity)
-        recs = score(lambda case, h, c=c: c.colorize_lines(case.line, h), cases, protocols, 0,
-                     f"shading {opacity}", True, hints=book)
-        for p in protocols:
-            vals = {k: np.nanmean([r["results"][p.key][k] for r in recs]) for k in
-                    ("delta_e00", "region_acc", "bleeding")}
-            print(f"| {opacity:g} | {p.label} | {vals['delta_e00']:.2f} | {vals['region_acc']:.3f} |"
-                  f" {vals['bleeding']:.2f} |", flush=True)
+        for white in args.white:
+            c = Colorizer(args.model, shading=opacity, white=white)
+            recs = score(lambda case, h, c=c: c.colorize_lines(case.line, h), cases, protocols, 0,
+                         f"shading {opacity} white {white}", True, hints=book)
+            for p in protocols:
+                vals = {k: np.nanmean([r["results"][p.key][k] for r in recs]) for k in
+                        ("delta_e00", "region_acc", "bleeding")}
+                print(f"| {opacity:g} | {white:g} | {p.label} | {vals['delta_e00']:.2f} | {vals['region_acc']:.3f} |"
+                      f" {vals['bleeding']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

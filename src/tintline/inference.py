@@ -30,7 +30,8 @@ from .regions.ora import write_ora
 from .regions.paint import Layers, paint
 
 SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
-DEFAULT_SHADING = 1.0  # strength of the network's shading on the flat colors (0: flat colors only)
+DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
+DEFAULT_SHADING = 0.5  # strength of the network's shading on the flat colors (0: flat colors only)
 
 
 class Colorizer:
@@ -44,7 +45,7 @@ class Colorizer:
     """
 
     def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
-                 soft_hints: bool = False, shading: float = DEFAULT_SHADING):
+                 soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
@@ -56,6 +57,7 @@ class Colorizer:
         self.max_side = max_side or int(self.meta.get("image_size", 256))
         self.soft_hints = soft_hints
         self.shading = shading
+        self.white = white
 
     @torch.no_grad()
     def _network(self, line: np.ndarray, hints: dict | None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -95,7 +97,7 @@ class Colorizer:
         _, fill, scale = self._network(line, hints)
         if scale < 1:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)))
+        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)), white=self.white)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""

@@ -18,7 +18,7 @@ hints), evaluation and the ``region-fill`` baseline.
 4. **line pixels** are assigned to the nearest region, so a coloring under a multiply line layer has no white halo;
 5. a **region-count cap** with a clear error (a noise image or a screentone would otherwise make millions).
 
-Defaults come from the measured line width (:func:`line_width`): gaps up to twice the line width close, and regions
+Defaults come from the measured line width (:func:`line_width`): gaps up to one line width close, and regions
 smaller than 4 line widths squared (at least 16 px) count as tiny.
 """
 
@@ -65,8 +65,12 @@ def line_width(line: np.ndarray, threshold: int = INK_THRESHOLD) -> float:
 
 
 def default_gap(line: np.ndarray, threshold: int = INK_THRESHOLD) -> int:
-    """Widest stroke break (pixels) that closes by default: twice the measured line width, at least 2."""
-    return int(np.clip(round(2 * line_width(line, threshold)), 2, 2 * MAX_GAP))
+    """Widest stroke break (pixels) that closes by default: the measured line width, at least 1.
+
+    Measured on the demo's validation drawings with a dot in every closed region: each closed break also splits
+    some regions that only look open, and the paint bucket's region accuracy went 0.988 (no closing), 0.980 (one
+    line width), 0.963 (two line widths)."""
+    return int(np.clip(round(line_width(line, threshold)), 1, 2 * MAX_GAP))
 
 
 @dataclass
@@ -142,8 +146,9 @@ def segment(line: np.ndarray, gap: int | None = None, min_area: int | None = Non
             threshold: int = INK_THRESHOLD, max_regions: int = MAX_REGIONS) -> Segmentation:
     """line (H, W) uint8 (paper 255) -> :class:`Segmentation`. See the module docstring for the steps.
 
-    gap: widest stroke break in pixels that must not join two regions (``None``: :func:`default_gap`; 0: no gap
-    closing, plain 4-connected components). min_area: paper pixels below which a region is merged into its nearest
+    gap: search radius in pixels from each stroke end (the skeleton's end lies about half a line width inside the
+    stroke, so breaks a little narrower than ``gap`` close; ``None``: :func:`default_gap`; 0: no gap closing, plain
+    4-connected components). min_area: paper pixels below which a region is merged into its nearest
     neighbour (``None``: 4 line widths squared, at least 16). Line art with no ink, or whose regions are all tiny
     (noise), is one region. Raises :class:`RegionError` past ``max_regions`` regions.
     """
@@ -154,7 +159,7 @@ def segment(line: np.ndarray, gap: int | None = None, min_area: int | None = Non
     paper = ~ink
     lw = line_width(line, threshold)
     if gap is None:
-        gap = int(np.clip(round(2 * lw), 2, 2 * MAX_GAP)) if lw > 0 else 0
+        gap = default_gap(line, threshold) if lw > 0 else 0
     if min_area is None:
         min_area = max(16, round(4 * lw**2))
     # the bridges separate regions like ink; afterwards they take their nearest region's label like ink does, but
