@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from ..regions import INK_THRESHOLD, Segmentation, default_gap, line_width, segment
-from ..regions.paint import _to_lab
+from ..regions.paint import to_lab
 
 MAX_MATCH_REGIONS = 400  # per drawing: the cost matrix is at most 400 x (400 x references)
 MATCH_SIDE = 768  # statistics on labels subsampled to this long side (a 4096² page costs what a 768² one does)
@@ -367,7 +367,7 @@ def palette(lab: np.ndarray, k: int = PALETTE, iters: int = 10) -> np.ndarray:
 def color_edges(color: np.ndarray, line: np.ndarray) -> np.ndarray:
     """color (H, W, 3) uint8, line (H, W) uint8 -> (H, W) bool: pixels where the color, quantized to its
     :func:`palette` (of the paper pixels), differs from the right or lower neighbour's."""
-    lab = _to_lab(color)
+    lab = to_lab(color)
     c = palette(lab[line >= INK_THRESHOLD].reshape(-1, 3))
     flat = lab.reshape(-1, 3)
     q = np.empty(len(flat), np.int32)
@@ -383,7 +383,7 @@ def color_edges(color: np.ndarray, line: np.ndarray) -> np.ndarray:
 def region_medians(color: np.ndarray, seg: Segmentation, stats: RegionStats) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (k, 3) float32 median CIELAB of each matched region's paper pixels (all its pixels when
     it has no paper). Channel-wise medians: a region that a gap merged with another takes its majority color."""
-    lab = _to_lab(color).reshape(-1, 3)
+    lab = to_lab(color).reshape(-1, 3)
     idx = stats.index[seg.labels.ravel()]
     paper = ~seg.ink.ravel()
     has_paper = np.bincount(idx[paper & (idx >= 0)], minlength=len(stats.ids)) > 0

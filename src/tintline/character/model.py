@@ -44,7 +44,7 @@ from ..data.lineart import REFERENCE_XDOG, make_lineart, normalize_input
 from ..errors import UserError
 from ..inference import DEFAULT_SHADING, Colorizer
 from ..regions import region_fill, segment
-from ..regions.paint import Layers, _from_lab, _to_lab, paint, region_votes
+from ..regions.paint import Layers, from_lab, paint, region_votes, to_lab
 from .matching import SAME_COLOR, Match, Reference, match_regions
 
 CHARACTER_FORMAT = 1  # bumped when the layout of the references or their metadata changes
@@ -64,7 +64,7 @@ MODES = ("combined", "match")
 
 def check_colored(rgb: np.ndarray, number: int) -> None:
     """Refuse a reference without color (gray, or line art only): (H, W, 3) uint8; ``number`` counts from 1."""
-    lab = _to_lab(rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256)])  # a sample is enough
+    lab = to_lab(rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256)])  # a sample is enough
     share = float((np.hypot(lab[..., 1], lab[..., 2]) > COLORED_CHROMA).mean())
     if share < MIN_COLORED:
         raise UserError(f"reference {number} has no color: only {share:.1%} of its pixels are colored (is it line"
@@ -257,7 +257,7 @@ def follow_hints(votes: np.ndarray, hints: dict | None, match: Match, line: np.n
     flat_idx = np.flatnonzero(filled.ravel())
     first[seg.labels.ravel()[flat_idx]] = flat_idx
     regions = np.flatnonzero(hinted)
-    hint_lab = _to_lab(fill.reshape(-1, 3)[first[regions]])  # (k, 3)
+    hint_lab = to_lab(fill.reshape(-1, 3)[first[regions]])  # (k, 3)
     recolor = np.linalg.norm(hint_lab[:, None] - match.colors[None], axis=-1).min(axis=1) >= SAME_COLOR
     out = votes.copy()
     for r, lab in zip(regions[recolor].tolist(), hint_lab[recolor], strict=True):
@@ -295,7 +295,7 @@ class CharacterColorizer(Colorizer):
         if self.mode == "match":
             votes, _, _ = match.votes()
             votes = follow_hints(votes, hints, match, line)
-            flat = _from_lab(votes)[match.seg.labels]  # as the network's fill: flat, so no shading
+            flat = from_lab(votes)[match.seg.labels]  # as the network's fill: flat, so no shading
             return paint(line, flat, hints, seg=match.seg, shading=self.shading, votes=votes)
         h, w = line.shape
         _, fill, scale = self._network(line, hints)

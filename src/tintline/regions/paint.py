@@ -57,14 +57,14 @@ class Layers:
         return out.astype(np.uint8)
 
 
-def _to_lab(rgb: np.ndarray) -> np.ndarray:
+def to_lab(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 RGB -> float32 CIELAB (L 0..100), through OpenCV (about 20x faster than skimage)."""
     shape = rgb.shape
     flat = rgb.reshape(-1, 1, 3).astype(np.float32) / 255.0
     return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(shape)
 
 
-def _from_lab(lab: np.ndarray) -> np.ndarray:
+def from_lab(lab: np.ndarray) -> np.ndarray:
     shape = lab.shape
     rgb = cv2.cvtColor(lab.reshape(-1, 1, 3).astype(np.float32), cv2.COLOR_Lab2RGB).reshape(shape)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -101,7 +101,7 @@ def region_votes(fill: np.ndarray, seg: Segmentation, stride: int = 1) -> np.nda
     s = max(1, int(stride))
     ink = seg.ink[::s, ::s]
     sel = ~ink if (~ink).any() else np.ones_like(ink)
-    lab = _to_lab(np.ascontiguousarray(fill[::s, ::s]))[sel]  # (N, 3)
+    lab = to_lab(np.ascontiguousarray(fill[::s, ::s]))[sel]  # (N, 3)
     out, counts = _trimmed_means(lab, seg.labels[::s, ::s][sel], seg.n)
     missing = counts == 0
     missing[0] = False
@@ -110,7 +110,7 @@ def region_votes(fill: np.ndarray, seg: Segmentation, stride: int = 1) -> np.nda
         if not px.any():
             px = missing[seg.labels]
         if px.any():
-            extra, extra_counts = _trimmed_means(_to_lab(fill[px]), seg.labels[px], seg.n)
+            extra, extra_counts = _trimmed_means(to_lab(fill[px]), seg.labels[px], seg.n)
             got = missing & (extra_counts > 0)
             out[got] = extra[got]
             counts[got] = extra_counts[got]
@@ -198,7 +198,7 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
     chosen = (own if votes is None else votes).copy()
     if white > 0:
         chosen[np.linalg.norm(chosen - np.array([100.0, 0.0, 0.0], np.float32), axis=1) <= white] = (100.0, 0, 0)
-    table = _from_lab(chosen)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
+    table = from_lab(chosen)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
     split = split_colors = None
     if hints and (hints.get("points") or hints.get("strokes")):
         table, split, split_colors = exact_hints(hints, seg, table)
@@ -217,4 +217,4 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
 
 def table_votes(votes: np.ndarray) -> np.ndarray:
     """(n + 1, 3) CIELAB votes -> (n + 1, 1, 3) uint8 RGB (an image OpenCV converts in one call)."""
-    return _from_lab(votes).reshape(-1, 1, 3)
+    return from_lab(votes).reshape(-1, 1, 3)
