@@ -31,7 +31,7 @@ from .regions.paint import Layers, paint
 
 SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
 DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
-DEFAULT_SHADING = 0.5  # strength of the network's shading on the flat colors (0: flat colors only)
+DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0: flat colors only)
 
 
 class Colorizer:
