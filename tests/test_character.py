@@ -29,7 +29,7 @@ from tintline.data.sources import RENPY_IMAGES
 from tintline.errors import UserError
 from tintline.inference import Colorizer, default_model, load_colorizer
 from tintline.regions import segment
-from tintline.regions.paint import _to_lab
+from tintline.regions.paint import to_lab
 
 needs_model = pytest.mark.skipif(default_model() is None, reason="no model shipped in this installation")
 
@@ -78,7 +78,7 @@ def draw_character(h: int = 220, w: int = 180, scale: float = 1.0, dx: float = 0
 def region_accuracy(votes: np.ndarray, seg, truth: np.ndarray, min_area: int = 20) -> float:
     """Share of the regions of ``seg`` (>= min_area paper pixels) whose CIELAB vote is within 10 of the truth's
     median color there."""
-    lab = _to_lab(truth)
+    lab = to_lab(truth)
     ok = []
     for r in range(1, seg.n + 1):
         px = lab[(seg.labels == r) & ~seg.ink]

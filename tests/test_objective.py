@@ -159,7 +159,7 @@ def _train_step(obj: Pix2PixObjective, batch, opt_g, opt_d) -> tuple[dict[str, f
 
 @pytest.mark.parametrize("mode", ADVERSARIAL.names())
 def test_steps_with_every_term_log_each_and_are_finite(mode):
-    cfg = LossConfig(gan_mode=mode, dragan_weight=10.0, recon=ALL_TERMS)
+    cfg = LossConfig(gan_mode=mode, gan_weight=1.0, dragan_weight=10.0, recon=ALL_TERMS)
     obj, batch = _tiny(cfg)
     fake = obj.generate(batch)
     loss_d, ld = obj.d_step(batch, fake)
@@ -178,7 +178,7 @@ def test_steps_with_every_term_log_each_and_are_finite(mode):
 
 @pytest.mark.parametrize("mode", ADVERSARIAL.names())
 def test_a_few_steps_with_every_term_reduce_reconstruction(mode):
-    cfg = LossConfig(gan_mode=mode, dragan_weight=10.0, recon=ALL_TERMS)
+    cfg = LossConfig(gan_mode=mode, gan_weight=1.0, dragan_weight=10.0, recon=ALL_TERMS)
     obj, batch = _tiny(cfg)
     opt_g = torch.optim.Adam(obj.G.parameters(), lr=2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(obj.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -196,7 +196,7 @@ def test_without_gan_no_discriminator_and_l1_is_always_logged():
     with pytest.raises(ValueError, match="discriminator"):
         obj.d_step(batch, obj.generate(batch))
     with pytest.raises(ValueError, match="needs a discriminator"):
-        Pix2PixObjective(obj.G, None, LossConfig())
+        Pix2PixObjective(obj.G, None, LossConfig(gan_weight=1.0))
 
 
 # ------------------------------------------------------------------------------------------------ config keys
@@ -209,7 +209,8 @@ def test_loss_config_keys():
     assert build_config(TrainConfig, {"loss": {"l1_weight": 7.0}}).loss.recon == {"l1": 7.0}
     # new terms merge into the default {l1: 100}
     assert build_config(TrainConfig, {"loss": {"recon": {"lab": 1.5}}}).loss.recon == {"l1": 100.0, "lab": 1.5}
-    cfg = build_config(TrainConfig, {"loss": {"recon": {"l1": 0, "mse": 1}, "gan_mode": "hinge", "dragan_weight": 10}})
+    cfg = build_config(TrainConfig, {"loss": {"recon": {"l1": 0, "mse": 1}, "gan_mode": "hinge", "gan_weight": 1,
+                                                "dragan_weight": 10}})
     assert cfg.loss.recon == {"l1": 0, "mse": 1} and cfg.loss.gan_mode == "hinge" and cfg.loss.dragan_weight == 10
     for bad, msg in [
         ({"recon": {"lap": 1}}, "recon"),

@@ -57,7 +57,7 @@ def test_training_writes_checkpoint_config_metrics_and_tensorboard(run_dir):
     steps = [r for r in recs if not r.get("final")]
     assert [r["step"] for r in steps] == [1, 2, 3]
     for r in steps:
-        assert {"elapsed", "images_per_s", "loss/l1", "loss/d", "loss/g"} <= set(r)
+        assert {"elapsed", "images_per_s", "loss/l1", "loss/region", "loss/g"} <= set(r)  # the default: no D
     assert "val/psnr_hints" in steps[1] and recs[-1]["final"]
     assert list(run_dir.glob("events.out.tfevents.*"))
 
