@@ -234,3 +234,14 @@ def test_a_large_page_keeps_colors_inside_its_lines(tiny_model):
     assert (lo[present] == hi[present]).all()
     hinted = seg.labels == seg.labels[y, x]
     assert (out[hinted & paper] == (0xCC, 0x33, 0x00)).all()
+
+
+def test_the_background_stays_paper_unless_hinted(tiny_model):
+    from tintline.inference import Colorizer
+
+    line = _two_boxes()
+    c = Colorizer(tiny_model, shading=0)
+    out = c.colorize_lines(line)
+    assert (out[2, 2] == 255).all() and (out[95, 80] == 255).all()  # the background: paper
+    hinted = c.colorize_lines(line, validate_hints({"points": [{"x": 3, "y": 3, "color": "#336699"}]}))
+    assert tuple(hinted[95, 80]) == (0x33, 0x66, 0x99)

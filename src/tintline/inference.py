@@ -45,7 +45,8 @@ class Colorizer:
     """
 
     def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
-                 soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE):
+                 soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE,
+                 paper_background: bool = True):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
@@ -58,6 +59,9 @@ class Colorizer:
         self.soft_hints = soft_hints
         self.shading = shading
         self.white = white
+        # the background of line art is paper: on a page of many drawings the network, seeing it at 256 px, tints
+        # it (a pale pink on the 4096-px benchmark page); a hint in the background still colors it
+        self.paper_background = paper_background
 
     @torch.no_grad()
     def _network(self, line: np.ndarray, hints: dict | None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -97,7 +101,8 @@ class Colorizer:
         _, fill, scale = self._network(line, hints)
         if scale < 1:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)), white=self.white)
+        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)), white=self.white,
+                     paper_background=self.paper_background)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""

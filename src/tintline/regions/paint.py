@@ -181,7 +181,7 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
 
 def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Segmentation | None = None,
           shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None,
-          vote_stride: int = 1, white: float = 0.0) -> Layers:
+          vote_stride: int = 1, white: float = 0.0, paper_background: bool = False) -> Layers:
     """line (H, W) uint8 full-resolution line art; fill (H, W, 3) uint8 the network's fill color at the same size
     (upsampled when the network saw the page smaller); validated hints in these pixels -> :class:`Layers`.
 
@@ -189,13 +189,16 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
     model's reference matching); the shading stays relative to the network's own vote. ``vote_stride``: see
     :func:`region_votes` (the upsampling factor of ``fill``). ``white``: an unhinted region whose vote lies within
     this CIELAB distance of paper white is painted white (the network hedges between "leave it white" and a color
-    with a pale tint; the threshold is calibrated on validation images, see docs/results.md).
+    with a pale tint; the threshold is calibrated on validation images, see docs/results.md). ``paper_background``:
+    unhinted regions that touch the image border (the background) stay white; a hint there still colors them.
 
     ``shading`` in [0, 1] is the shading layer's opacity (0: flat colors only; the layer is still computed, so a
     layered file lets the user turn it up)."""
     seg = segment(line) if seg is None else seg
     own = region_votes(fill, seg, vote_stride)  # (n + 1, 3) Lab: the network's vote per region
     chosen = (own if votes is None else votes).copy()
+    if paper_background:  # regions that touch the image border (the background) stay paper unless hinted
+        chosen[seg.border] = (100.0, 0.0, 0.0)
     if white > 0:
         chosen[np.linalg.norm(chosen - np.array([100.0, 0.0, 0.0], np.float32), axis=1) <= white] = (100.0, 0, 0)
     table = from_lab(chosen)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
