@@ -47,9 +47,12 @@ def _curves(run_dir: Path) -> str:
     def series(key: str) -> list[tuple[float, float]]:
         return [(r["step"], r[key]) for r in recs if key in r]
 
+    gan = series("loss/d")  # only recipes with a discriminator (the default has none)
     return (
         line_plot({"L1 (train)": series("loss/l1")}, "reconstruction loss (L1, train batches)", log_y=True)
-        + line_plot({"D": series("loss/d"), "G adversarial": series("loss/g_gan")}, "GAN losses")
+        + (line_plot({"region (train)": series("loss/region")}, "region-pooled color loss (CIELAB)")
+           if series("loss/region") else "")
+        + (line_plot({"D": gan, "G adversarial": series("loss/g_gan")}, "GAN losses") if gan else "")
         + line_plot({"with 8 hints": series("val/psnr_hints"), "no hints": series("val/psnr_nohints")},
                     "validation PSNR (dB)")
     )
