@@ -87,9 +87,12 @@ def check_polite(srv: BooruServer, interval: float = INTERVAL) -> None:
     log = sorted(srv.requests(), key=lambda e: e["t"])
     assert log and all(e["ua"] == USER_AGENT for e in log)
     gaps = [b["t"] - a["t"] for a, b in zip(log, log[1:], strict=False)]
-    # arrival times jitter by up to ~15 ms (server and crawler share one GIL on 2 loaded cores); without a limiter
-    # the gaps would be the few ms a download, decode and commit take
-    assert min(gaps) >= 0.5 * interval, min(gaps)
+    # arrival times jitter (server and crawler share one GIL on 2 loaded cores; one request seen 27 ms late): a late
+    # arrival lengthens one gap and shortens the next by as much, so pairs of consecutive gaps are what the limiter
+    # guarantees. Without a limiter the gaps would be the few ms a download, decode and commit take
+    assert min(gaps) >= 0.25 * interval, min(gaps)
+    pairs = [a + b for a, b in zip(gaps, gaps[1:], strict=False)]
+    assert not pairs or min(pairs) >= 1.5 * interval, min(pairs)
     assert (log[-1]["t"] - log[0]["t"]) >= 0.95 * interval * len(gaps)
     for a, b in zip(log, log[1:], strict=False):
         if a["status"] == 429:
