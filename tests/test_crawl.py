@@ -92,7 +92,7 @@ def check_polite(srv: BooruServer, interval: float = INTERVAL) -> None:
     # guarantees. Without a limiter the gaps would be the few ms a download, decode and commit take
     assert min(gaps) >= 0.25 * interval, min(gaps)
     pairs = [a + b for a, b in zip(gaps, gaps[1:], strict=False)]
-    assert not pairs or min(pairs) >= 1.5 * interval, min(pairs)
+    assert not pairs or min(pairs) >= 1.25 * interval, min(pairs)
     assert (log[-1]["t"] - log[0]["t"]) >= 0.95 * interval * len(gaps)
     for a, b in zip(log, log[1:], strict=False):
         if a["status"] == 429:

@@ -144,6 +144,10 @@ def test_killed_run_resumes_exactly_same_losses_and_weights(built_dataset, tmp_p
     # the kill came after a checkpoint and after more steps were logged: those steps must be redone
     assert 5 <= last_ckpt < max(at_kill) < n, (last_ckpt, at_kill)
     assert at_kill == list(range(1, max(at_kill) + 1))
+    # event files are named events.out.tfevents.<seconds>.<host>.<pid>: a resume within the same second as the
+    # killed start (the tiny run takes under a second) would sort before it by pid and TensorBoard would read the
+    # sessions in the wrong order; a real resume comes seconds later
+    time.sleep(1.05)
     assert _train(built_dataset, killed, *steps, "--resume") == 0
     # the raw lines: every step once, in order, and one final summary (a step logged twice must not hide in a dict)
     recs = _records(killed)
