@@ -245,3 +245,25 @@ def test_the_background_stays_paper_unless_hinted(tiny_model):
     assert (out[2, 2] == 255).all() and (out[95, 80] == 255).all()  # the background: paper
     hinted = c.colorize_lines(line, validate_hints({"points": [{"x": 3, "y": 3, "color": "#336699"}]}))
     assert tuple(hinted[95, 80]) == (0x33, 0x66, 0x99)
+
+
+def test_colorize_gap_option(tiny_model, tmp_path):
+    """`colorize --gap`: 0 turns gap closing off (a hint floods through the break), the default keeps the halves
+    apart, a negative width is a one-line error."""
+    import json
+
+    from PIL import Image
+
+    from tintline.cli import main
+
+    Image.fromarray(_divided_box(gap=2)).save(tmp_path / "box.png")
+    (tmp_path / "h.json").write_text(json.dumps({"points": [{"x": 30, "y": 60, "color": "#ff0000", "radius": 3}]}))
+    outs = {}
+    for label, extra in (("default", []), ("open", ["--gap", "0"])):
+        assert main(["colorize", str(tiny_model), str(tmp_path / "box.png"), "-o", str(tmp_path / label),
+                     "--hints", str(tmp_path / "h.json"), *extra]) == 0
+        outs[label] = np.asarray(Image.open(tmp_path / label / "box.png").convert("RGB"))
+    assert tuple(outs["default"][60, 30]) == (255, 0, 0) and tuple(outs["default"][60, 100]) != (255, 0, 0)
+    assert tuple(outs["open"][60, 100]) == (255, 0, 0)
+    assert main(["colorize", str(tiny_model), str(tmp_path / "box.png"), "-o", str(tmp_path / "x"),
+                 "--gap", "-1"]) == 2

@@ -185,8 +185,10 @@ def cmd_colorize(a: argparse.Namespace) -> None:
         model, inputs = "default", [model, *inputs]  # an image is never a model: none named, use the shipped one
     if not inputs:
         raise UserError("colorize needs at least one INPUT image")
+    if a.gap is not None and a.gap < 0:
+        raise UserError(f"--gap must be 0 (no gap closing) or a number of pixels, got {a.gap}")
     written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device,
-                             soft_hints=a.soft_hints, layers=a.layers)
+                             soft_hints=a.soft_hints, layers=a.layers, gap=a.gap)
     for p in written:
         print(p)
         if a.layers:
@@ -377,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--soft-hints", action="store_true",
                    help="the network's own output: hints are suggestions and colors may cross lines (default:"
                         " region-true, one flat color per closed region, hinted regions exactly their hint's color)")
+    s.add_argument("--gap", type=int, default=None, metavar="PX",
+                   help="close breaks in strokes up to about PX pixels so they do not merge two regions (default:"
+                        " the measured line width; 0: no gap closing)")
     s.add_argument("--layers", action="store_true",
                    help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
                         " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")

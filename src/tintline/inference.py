@@ -62,6 +62,7 @@ class Colorizer:
         # the background of line art is paper: on a page of many drawings the network, seeing it at 256 px, tints
         # it (a pale pink on the 4096-px benchmark page); a hint in the background still colors it
         self.paper_background = paper_background
+        self.gap: int | None = None  # gap closing in input pixels (None: the measured line width; 0: none)
 
     @torch.no_grad()
     def _network(self, line: np.ndarray, hints: dict | None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -101,8 +102,9 @@ class Colorizer:
         _, fill, scale = self._network(line, hints)
         if scale < 1:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        return paint(line, fill, hints, shading=self.shading, vote_stride=max(1, int(1 / scale)), white=self.white,
-                     paper_background=self.paper_background)
+        seg = segment(line, gap=self.gap) if self.gap is not None else None
+        return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=max(1, int(1 / scale)),
+                     white=self.white, paper_background=self.paper_background)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
@@ -176,7 +178,8 @@ def layer_paths(png: Path) -> dict[str, Path]:
 
 
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
-                   device: str = "cpu", soft_hints: bool = False, layers: bool = False) -> list[Path]:
+                   device: str = "cpu", soft_hints: bool = False, layers: bool = False,
+                   gap: int | None = None) -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
     of the inputs' size) applies to every input.
 
@@ -185,7 +188,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     layers as ``<stem>_flat.png`` (RGB), ``<stem>_shading.png`` (at full strength; the .ora carries the shading's
     opacity) and ``<stem>_lines.png`` (gray, 255 = no change); ``<stem>.png`` is then exactly the .ora's
     composite. Outputs without layers (baselines, ``soft_hints``) have the whole image in the flat layer and blank
-    shading and lines."""
+    shading and lines. ``gap``: the gap-closing width in pixels for a network model (None: the measured line
+    width; 0: none)."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -196,6 +200,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         if not Path(name).is_file():
             raise FileNotFoundError(f"input not found: {name}")
     colorizer = load_colorizer(model, device=device)
+    if gap is not None and isinstance(colorizer, Colorizer):
+        colorizer.gap = gap
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken: set[Path] = set()  # every file written so far, layers included
