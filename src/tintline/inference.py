@@ -25,6 +25,7 @@ from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.lineart import normalize_input
+from .models.generator import multiply_blend
 from .regions import Segmentation, segment
 from .regions.ora import write_ora
 from .regions.paint import Layers, paint
@@ -74,7 +75,6 @@ class Colorizer:
         scale = min(1.0, self.max_side / max(h, w))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
         small = cv2.resize(line, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else line
-        seg = segment(small)  # the hint encoding floods hints into these regions (as in training)
         hint_colors, mask = render_hints(hints or {"points": [], "strokes": []}, sh, sw, scale=scale)
         ph, pw = -sh % self.multiple, -sw % self.multiple
         # pad with paper (and no hints); split the padding so the drawing stays centred in the receptive field
@@ -83,14 +83,15 @@ class Colorizer:
         colors_p = np.pad(hint_colors, (*pads, (0, 0)))
         mask_p = np.pad(mask, pads)
         seg_p = None
-        if self.encoding == "region":
+        if self.encoding == "region":  # the encoding floods hints into these regions (as in training)
+            seg = segment(small)
             labels_p = np.pad(seg.labels, pads)  # padding: label 0, a region of its own that no hint reaches
             seg_p = Segmentation(labels_p, seg.n, np.pad(seg.ink, pads), seg.areas, seg.border)
         x = encode_input(small_p, colors_p, mask_p, self.encoding, seg=seg_p).unsqueeze(0).to(self.device)
         fill_fn = getattr(self.net, "fill", None)
         if fill_fn is not None and getattr(self.net, "blend", "direct") == "multiply":
             fill_t = fill_fn(x)  # (1, 3, H', W')
-            out_t = ((fill_t + 1) * (x[:, :1] + 1)) / 2 - 1
+            out_t = multiply_blend(fill_t, x[:, :1])
         else:
             out_t = fill_t = self.net(x)
         crop = (slice(pads[0][0], pads[0][0] + sh), slice(pads[1][0], pads[1][0] + sw))

@@ -13,7 +13,7 @@ from .layers import ResBlock, activation, check_choices, norm_layer
 from .registry import GENERATORS
 
 
-def _multiply_blend(fill: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
+def multiply_blend(fill: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
     """fill (B, 3, H, W) and line art (B, 1, H, W), both in [-1, 1] -> fill * line, as a colorist's multiply layer.
 
     The network then only has to learn colors, not to redraw lines: the ink comes exactly from the input.
@@ -103,7 +103,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill = self.fill(x)
-        return _multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+        return multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
 
     def fill(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
@@ -191,7 +191,7 @@ class ResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill = self.fill(x)
-        return _multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+        return multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
 
     def fill(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
