@@ -1,12 +1,14 @@
-"""Calibrate the painting step on the validation split: shading opacity and the white threshold.
+"""Calibrate the painting step on the validation split: shading opacity, white threshold, class confidence.
 
     python benchmarks/shading.py MODEL DATASET [--split val] [--limit 100] [--opacity 0 0.5 1] [--white 0 8 16]
+        [--confidence 0 0.5 2]
 
 For each shading opacity (0 = flat colors only) and white threshold (an unhinted region voted within this CIELAB
-distance of white is painted white), the same model colorizes the split under the region-dot protocols and no
-hints; prints ΔE00 (per pixel), region accuracy and bleeding. The shipped defaults
-(``tintline.inference.DEFAULT_SHADING`` and ``DEFAULT_WHITE``) are chosen from this table, on validation images,
-never on the test split.
+distance of white is painted white) and class confidence (an unhinted region takes the color-class head's choice
+when its chance of being right is at least this; above 1: never), the same model colorizes the split under the
+region-dot protocols and no hints; prints ΔE00 (per pixel), region accuracy and bleeding. The shipped defaults
+(``tintline.inference.DEFAULT_SHADING``, ``DEFAULT_WHITE`` and ``DEFAULT_CONFIDENCE``) are chosen from this table,
+on validation images, never on the test split.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from tintline.evaluate.run import HintBook, load_cases, parse_protocols, score
-from tintline.inference import Colorizer
+from tintline.inference import DEFAULT_CONFIDENCE, Colorizer
 
 
 def main() -> None:
@@ -30,22 +32,24 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--opacity", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     ap.add_argument("--white", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--confidence", type=float, nargs="+", default=[DEFAULT_CONFIDENCE])
     args = ap.parse_args()
     cases = load_cases(args.dataset, args.split, args.limit, False, 0)
     protocols = parse_protocols(["per-region", "largest:4", "none"])
     book = HintBook(0)
     print(f"machine: {cpu_model()}\ncommand: {' '.join(sys.argv)}\n{len(cases)} {args.split} images\n")
-    print("| shading opacity | white | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n|---|---|---|---|---|---|")
-    for opacity in args.opacity:
-        for white in args.white:
-            c = Colorizer(args.model, shading=opacity, white=white)
-            recs = score(lambda case, h, c=c: c.colorize_lines(case.line, h), cases, protocols, 0,
-                         f"shading {opacity} white {white}", True, hints=book)
-            for p in protocols:
-                vals = {k: np.nanmean([r["results"][p.key][k] for r in recs]) for k in
-                        ("delta_e00", "region_acc", "bleeding")}
-                print(f"| {opacity:g} | {white:g} | {p.label} | {vals['delta_e00']:.2f} | {vals['region_acc']:.3f} |"
-                      f" {vals['bleeding']:.2f} |", flush=True)
+    print("| shading opacity | white | confidence | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n"
+          "|---|---|---|---|---|---|---|")
+    grid = [(o, w, c) for o in args.opacity for w in args.white for c in args.confidence]
+    for opacity, white, conf in grid:
+        c = Colorizer(args.model, shading=opacity, white=white, confidence=conf)
+        recs = score(lambda case, h, c=c: c.colorize_lines(case.line, h), cases, protocols, 0,
+                     f"shading {opacity} white {white} confidence {conf}", True, hints=book)
+        for p in protocols:
+            vals = {k: np.nanmean([r["results"][p.key][k] for r in recs]) for k in
+                    ("delta_e00", "region_acc", "bleeding")}
+            print(f"| {opacity:g} | {white:g} | {conf:g} | {p.label} | {vals['delta_e00']:.2f} |"
+                  f" {vals['region_acc']:.3f} | {vals['bleeding']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ def test_bad_references_get_one_line_errors(tmp_path, capsys):
     Image.fromarray(line[:100]).save(small_lines)
     assert "same drawing" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--lines",
                                                       str(small_lines)])
-    assert "not implemented" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--minutes", "2"])
+    assert "between 0 and" in _one_line_error(capsys, ["character", str(refs[0]), "-o", out, "--minutes", "-1"])
     assert "not found" in _one_line_error(capsys, ["character", str(tmp_path / "nope.png"), "-o", out])
     assert ".safetensors" in _one_line_error(capsys, ["character", str(refs[0]), "-o", str(tmp_path / "c.png")])
     assert not Path(out).exists()
@@ -260,3 +260,78 @@ def test_eileen_concerned_from_eileen_happy():
     votes, _, _ = m.votes()
     assert m.alignments[0].flip
     assert region_accuracy(votes, m.seg, truth, min_area=100) >= 0.9
+
+
+def test_fine_tune_augments_and_learns_the_character(tmp_path):
+    """The fine-tune: augmented samples are drawings of the character (not blank crops); a few steps lower the
+    loss; the file carries the tuned weights, the palette refitted to the references' colors, and its summary."""
+    import torch
+
+    from tintline.character.finetune import Augment, augment
+    from tintline.checkpoint import save_generator
+    from tintline.models import create_generator
+
+    color, line = draw_character()
+    rng = np.random.default_rng(0)
+    aug = Augment(crop=96)
+    for _ in range(4):
+        col, lin = augment(color, None, rng, 128, aug)
+        assert col.shape == (96, 96, 3) and lin.shape == (96, 96)
+    col, lin = augment(color, line, np.random.default_rng(1), 128, Augment(scale=(1.0, 1.0), rotate=0.0,
+                                                                          elastic=0.0, crop=96))
+    assert (lin < 128).any() and (col.min(axis=2) < 200).any()  # the given line art, warped with the drawing
+    args = {"in_channels": 9, "base": 8, "depth": 4, "max_width": 16, "norm": "instance", "blend": "multiply",
+            "classes": 16}
+    torch.manual_seed(0)
+    base = tmp_path / "base.safetensors"
+    save_generator(create_generator("unet", **args), base, {"generator": {"name": "unet", "args": args},
+                                                            "hint_encoding": "region", "image_size": 128})
+    ref = tmp_path / "ref.png"
+    Image.fromarray(color).save(ref)
+    out = make_character([ref], tmp_path / "c.safetensors", base=base, max_steps=60, progress=False)
+    info = read_meta(out)["character"]
+    tuned = info["fine_tune"]
+    assert tuned["steps"] == 60 and tuned["loss_end"] < tuned["loss_start"]
+    weights, before = load_file(str(out)), load_file(str(base))
+    assert any(not torch.equal(weights[k], before[k]) for k in before if k.startswith("up."))
+    palette = weights["classes.palette"].float().numpy()
+    hair = to_lab(np.array([[HAIR]], np.uint8))[0, 0]
+    assert np.linalg.norm(palette - hair, axis=1).min() < 3  # the character's own colors
+    assert load_colorizer(out).colorize_lines(line).shape == line.shape + (3,)
+
+
+def test_the_server_lists_a_character_and_serves_its_references(tmp_path):
+    """The page's Character panel: /api/models marks the character; its references come back as PNGs."""
+    import io
+
+    import httpx
+    import torch
+
+    from tintline.checkpoint import save_generator
+    from tintline.models import create_generator
+    from tintline.serve.app import create_app
+    from tintline.serve.background import running_server
+
+    args = {"in_channels": 9, "base": 8, "depth": 4, "max_width": 16, "norm": "instance", "blend": "multiply"}
+    torch.manual_seed(0)
+    base = tmp_path / "base.safetensors"
+    save_generator(create_generator("unet", **args), base, {"generator": {"name": "unet", "args": args},
+                                                            "hint_encoding": "region", "image_size": 128})
+    color, line = draw_character()
+    big = cv2.resize(color, (600, 733), interpolation=cv2.INTER_NEAREST)
+    char = write_character(tmp_path / "anna.safetensors", [(big, cv2.resize(line, (600, 733)))], base=base,
+                           name="Anna")
+    app = create_app([char, "region-fill"])
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        models = {m["name"]: m for m in c.get("/api/models").json()["models"]}
+        assert models["anna"]["character"] == {"name": "Anna", "references": 1}
+        assert "character" not in models["region-fill"]
+        r = c.get("/api/models/anna/references/0")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        preview = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+        assert max(preview.shape[:2]) == 256 and (preview.min(axis=2) < 200).any()
+        assert c.get("/api/models/anna/references/1").status_code == 404
+        assert "not a character" in c.get("/api/models/region-fill/references/0").json()["error"]
+        assert c.get("/api/models/nope/references/0").status_code == 404
+        page = c.get("/static/app.js").text
+        assert "character-panel" in c.get("/").text and "/references/" in page

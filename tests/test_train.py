@@ -18,7 +18,7 @@ from tintline.checkpoint import CheckpointError, load_generator, read_meta
 from tintline.cli import main
 
 TINY = [
-    "model.generator.args={base: 8, depth: 5, max_width: 32}",
+    "model.generator.args={base: 8, depth: 5, max_width: 32, classes: 8}",
     "model.discriminator.args={base: 8, n_layers: 2}",
     "train.batch_size=4",
     "train.crop=64",
@@ -57,7 +57,7 @@ def test_training_writes_checkpoint_config_metrics_and_tensorboard(run_dir):
     steps = [r for r in recs if not r.get("final")]
     assert [r["step"] for r in steps] == [1, 2, 3]
     for r in steps:
-        assert {"elapsed", "images_per_s", "loss/l1", "loss/region", "loss/g"} <= set(r)  # the default: no D
+        assert {"elapsed", "images_per_s", "loss/l1", "loss/region", "loss/classes", "loss/g"} <= set(r)  # no D
     assert "val/psnr_hints" in steps[1] and recs[-1]["final"]
     assert list(run_dir.glob("events.out.tfevents.*"))
 
@@ -558,6 +558,11 @@ def test_bf16_mixed_precision_trains_on_cpu(built_dataset, tmp_path):
 
 def test_init_from_the_shipped_model(built_dataset, tmp_path):
     run = tmp_path / "ft"
-    shipped_args = "model.generator.args={base: 24, depth: 6, max_width: 192, norm: instance, blend: multiply}"
+    shipped_args = ("model.generator.args={base: 24, depth: 6, max_width: 192, norm: instance, blend: multiply, "
+                    "classes: 128}")
     assert _train(built_dataset, run, "--max-steps", "1", "--init-from", "default", "--set", shipped_args) == 0
     assert read_meta(run / "model.safetensors")["init_from"].endswith("default.safetensors")
+    # the color-class head and its palette come from the shipped model when it has them, else they start fresh
+    # (the palette fitted to this dataset: white first)
+    palette = load_file(str(run / "model.safetensors"))["classes.palette"]
+    assert palette.shape == (128, 3) and palette[0].tolist() == [100.0, 0.0, 0.0]

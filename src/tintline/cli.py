@@ -177,18 +177,35 @@ def cmd_train(a: argparse.Namespace) -> None:
     print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint: {result['checkpoint']}")
 
 
+def _is_run_dir(p: Path) -> bool:
+    return p.is_dir() and any((p / n).exists() for n in ("model.safetensors", "generator.safetensors", "checkpoints"))
+
+
 def cmd_colorize(a: argparse.Namespace) -> None:
+    from .batch import ARCHIVE_SUFFIXES, colorize_batch, is_batch_input
+    from .data.hints import load_hints
     from .inference import colorize_files
 
     model, inputs = a.model, list(a.inputs)
-    if Path(model).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}:
-        model, inputs = "default", [model, *inputs]  # an image is never a model: none named, use the shipped one
+    m = Path(model)
+    if (m.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", *ARCHIVE_SUFFIXES}
+            or (m.is_dir() and not _is_run_dir(m))):
+        model, inputs = "default", [model, *inputs]  # an image, archive or page folder is never a model
     if not inputs:
-        raise UserError("colorize needs at least one INPUT image")
+        raise UserError("colorize needs at least one INPUT image, folder or archive")
     if a.gap is not None and a.gap < 0:
         raise UserError(f"--gap must be 0 (no gap closing) or a number of pixels, got {a.gap}")
-    written = colorize_files(model, inputs, Path(a.out), hints_path=a.hints, device=a.device,
-                             soft_hints=a.soft_hints, layers=a.layers, gap=a.gap)
+    batch = [i for i in inputs if is_batch_input(i)]
+    files = [i for i in inputs if not is_batch_input(i)]
+    if batch and a.layers:
+        raise UserError("--layers works with single images, not with folders or archives")
+    if batch and a.hints and Path(a.hints).suffix.lower() != ".json":
+        raise UserError("with folders or archives --hints must be a JSON file (per-page hints: <page>.hints.json)")
+    written = colorize_files(model, files, Path(a.out), hints_path=a.hints, device=a.device,
+                             soft_hints=a.soft_hints, layers=a.layers, gap=a.gap) if files else []
+    if batch:
+        written += colorize_batch(model, batch, Path(a.out), hints=load_hints(a.hints) if a.hints else None,
+                                  device=a.device, soft_hints=a.soft_hints, gap=a.gap)
     for p in written:
         print(p)
         if a.layers:
@@ -243,8 +260,40 @@ def cmd_export(a: argparse.Namespace) -> None:
     src = Path(a.model)
     if a.best:
         src = src / "best.safetensors"
-    out = export_generator(src, Path(a.out), half=not a.float32)
+    if Path(a.out).suffix.lower() == ".onnx":
+        from .onnx_model import export_onnx
+
+        out = export_onnx(a.model if not a.best else src, Path(a.out))
+    else:
+        out = export_generator(src, Path(a.out), half=not a.float32)
     print(f"exported {src} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def cmd_debug_overfit(a: argparse.Namespace) -> None:
+    from .debug.overfit import overfit
+
+    res = overfit(a.dataset, a.run_dir, images=a.images, steps=a.steps, target=a.target, config=a.config,
+                  overrides=a.set)
+    print(f"L1 {res.start:.4f} -> {res.end:.4f} (best {res.best:.4f}) in {res.steps} steps, {res.seconds} s; "
+          f"report: {Path(a.run_dir) / 'overfit.html'}")
+    if not res.ok:
+        raise UserError(f"overfit failed: {res.diagnosis}")
+    print(f"ok: {res.diagnosis}")
+
+
+def cmd_debug_lr_find(a: argparse.Namespace) -> None:
+    from .debug.lrfind import lr_find
+
+    res = lr_find(a.dataset, a.out, start=a.start, end=a.end, steps=a.steps, config=a.config, overrides=a.set)
+    print(f"suggested: --set optim.lr_g={res.lr_g:.2g} --set optim.lr_d={res.lr_d:.2g}  "
+          f"(report: {Path(a.out) / 'lr_find.html'})")
+
+
+def cmd_ensemble(a: argparse.Namespace) -> None:
+    from .ensemble import average_weights
+
+    out, files = average_weights(a.models, a.out, last=a.last)
+    print(f"averaged {len(files)} generators -> {out}")
 
 
 def cmd_character(a: argparse.Namespace) -> None:
@@ -371,10 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", metavar="[MODEL]",
                    help="a checkpoint (.safetensors), a run directory, 'default' (the shipped model; also used when"
                         " MODEL is left out), or a baseline: white, region-fill")
-    s.add_argument("inputs", nargs="*", metavar="INPUT", help="line art images (PNG, JPEG, WebP)")
+    s.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="line art images (PNG, JPEG, WebP), folders of pages (-> OUT/<folder>/...png) or comic"
+                        " archives .cbz/.zip (-> OUT/<name>.cbz); a killed batch resumes where it stopped")
     s.add_argument("-o", "--out", required=True, help="output directory")
     s.add_argument("--hints", help="hints JSON (points and strokes, in input-image pixels), or a hint image: a"
-                                   " transparent PNG of the input's size with colored marks")
+                                   " transparent PNG of the input's size with colored marks. In folders and"
+                                   " archives a page's own <page>.hints.json beside it wins")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     s.add_argument("--soft-hints", action="store_true",
                    help="the network's own output: hints are suggestions and colors may cross lines (default:"
@@ -425,9 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("export", help="write a run's generator as one self-describing safetensors file")
-    s.add_argument("model", help="a run directory, checkpoint folder or generator file")
-    s.add_argument("out", help="output .safetensors file")
+    s = sub.add_parser("export", help="write a run's generator as one self-describing safetensors (or ONNX) file")
+    s.add_argument("model", help="a run directory, checkpoint folder, generator file or 'default'")
+    s.add_argument("out", help="output .safetensors file, or .onnx for onnxruntime (opset 18, dynamic height and"
+                              " width; usable as MODEL anywhere)")
     s.add_argument("--best", action="store_true", help="export the run's best generator by validation L1")
     s.add_argument("--float32", action="store_true", help="keep float32 (default: float16, half the size)")
     s.set_defaults(func=cmd_export)
@@ -440,9 +493,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="base", default="default", metavar="MODEL",
                    help="model whose network the character uses (default: the shipped model)")
     s.add_argument("--minutes", type=float, default=0.0,
-                   help="fine-tune budget on the references (default 0: matching with the base network only)")
+                   help="minutes to fine-tune the network on the references, with a progress bar (about 5 is enough; "
+                        "default 0: reference matching with the base network as it is)")
     s.add_argument("--name", help="the character's name (default: the file's stem)")
     s.set_defaults(func=cmd_character)
+
+    s = sub.add_parser("debug", help="the method's debugging tools: overfit a tiny set, find the learning rate")
+    dsub2 = s.add_subparsers(dest="debug_cmd", required=True)
+    s = dsub2.add_parser("overfit", help="train on a few images (no augmentation, no hints) until the loss is near 0;"
+                                         " exit non-zero with a diagnosis when it does not fall")
+    s.add_argument("dataset")
+    s.add_argument("run_dir", help="folder for overfit.json, overfit.html and the sample picture")
+    s.add_argument("--images", type=int, default=8)
+    s.add_argument("--steps", type=int, default=500, help="at most this many steps (stops at the target)")
+    s.add_argument("--target", type=float, default=0.05, help="L1 on paper pixels (RGB in [-1, 1]) that counts as"
+                                                          " memorized")
+    s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    s.set_defaults(func=cmd_debug_overfit)
+    s = dsub2.add_parser("lr-find", help="learning-rate range test: HTML plot and a suggested optim.lr_g / lr_d")
+    s.add_argument("dataset")
+    s.add_argument("-o", "--out", required=True, help="folder for lr_find.json and lr_find.html")
+    s.add_argument("--start", type=float, default=1e-6)
+    s.add_argument("--end", type=float, default=1.0)
+    s.add_argument("--steps", type=int, default=100)
+    s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    s.set_defaults(func=cmd_debug_lr_find)
+
+    s = sub.add_parser("ensemble", help="average the weights of a run's last checkpoints (or of compatible models)")
+    s.add_argument("models", nargs="+", metavar="MODEL_OR_RUN")
+    s.add_argument("-o", "--out", required=True, help="the averaged model (.safetensors)")
+    s.add_argument("--last", type=int, default=3, help="checkpoints per run (default 3, what a run keeps)")
+    s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("viz", help="open a run (or a folder of runs) in TensorBoard on 127.0.0.1")
     s.add_argument("run_dir")

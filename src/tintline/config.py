@@ -161,7 +161,8 @@ class ModelConfig(_Strict):
     )
     generator: NetConfig = Field(
         default_factory=lambda: NetConfig(
-            name="unet", args={"base": 24, "depth": 6, "max_width": 192, "norm": "instance", "blend": "multiply"}
+            name="unet", args={"base": 24, "depth": 6, "max_width": 192, "norm": "instance", "blend": "multiply",
+                                    "classes": 128}
         )
     )
     discriminator: NetConfig = Field(default_factory=lambda: NetConfig(name="patchgan", args={"base": 16}))
@@ -200,6 +201,12 @@ class LossConfig(_Strict):
         2.0, ge=0,
         description="Weight of the region-pooled color loss: each closed region's mean predicted color against its "
         "mean true color, L1 in CIELAB units, every region counting once (what region accuracy measures). 0: off.",
+    )
+    classes: float = Field(
+        2.0, ge=0,
+        description="Weight of the region-pooled color-class loss: cross-entropy of each region's pooled class "
+        "logits against the palette color nearest its true mean color. Needs a generator with a color-class head "
+        "(generator arg classes: K, the palette size); 0 or no head: off.",
     )
 
     @model_validator(mode="before")

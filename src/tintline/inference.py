@@ -12,6 +12,7 @@ the full-resolution lines multiplied back over the upscaled colors).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,11 +29,42 @@ from .data.lineart import normalize_input
 from .models.generator import multiply_blend
 from .regions import Segmentation, segment
 from .regions.ora import write_ora
-from .regions.paint import Layers, paint
+from .regions.paint import Layers, paint, region_votes
+from .regions.palette import class_votes, neighbourhoods
 
 SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
 DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
 DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0: flat colors only)
+# an unhinted region takes its color-class choice when the class head gives it at least this chance of being
+# right (CIEDE2000 < 10); otherwise the regression's vote (calibrated on validation: benchmarks/classes.py)
+DEFAULT_CONFIDENCE = 0.5
+
+
+@dataclass
+class ClassMap:
+    """The color-class head's output for one image: logits (K, h, w) float32 on the head's grid, the small
+    (network-size) image's row and column of each grid point, ys (h,) and xs (w,) float, and the palette (K, 3)."""
+
+    logits: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+    palette: np.ndarray
+
+    def region_probs(self, seg: Segmentation, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pool the logits over each region of ``seg`` (full resolution; the small image is ``scale`` times it) ->
+        (probabilities (n + 1, K), grid points per region (n + 1,)); rows without grid points are uniform."""
+        h, w = seg.labels.shape
+        fy = np.clip(((self.ys + 0.5) / scale).astype(np.int64), 0, h - 1)
+        fx = np.clip(((self.xs + 0.5) / scale).astype(np.int64), 0, w - 1)
+        lbl = seg.labels[np.ix_(fy, fx)]  # (h', w') the region under each grid point
+        sel = ~seg.ink[np.ix_(fy, fx)]
+        k = self.logits.shape[0]
+        flat = torch.from_numpy(np.ascontiguousarray(self.logits[:, sel].T))  # (N, K)
+        ids = torch.from_numpy(lbl[sel].astype(np.int64))
+        counts = torch.bincount(ids, minlength=seg.n + 1).double()
+        pooled = torch.zeros(seg.n + 1, k, dtype=torch.float64).index_add_(0, ids, flat.double())
+        pooled /= counts.clamp_min(1)[:, None]
+        return torch.softmax(pooled, 1).numpy(), counts.numpy()
 
 
 class Colorizer:
@@ -47,11 +79,16 @@ class Colorizer:
 
     def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
                  soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE,
-                 paper_background: bool = True):
+                 paper_background: bool = True, confidence: float = DEFAULT_CONFIDENCE):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
-        self.net, self.meta = load_generator(model, self.device)
+        if str(model).lower().endswith(".onnx"):  # run by onnxruntime (CPU): tintline export MODEL OUT.onnx
+            from .onnx_model import load_onnx
+
+            self.net, self.meta = load_onnx(model)
+        else:
+            self.net, self.meta = load_generator(model, self.device)
         self.multiple = int(getattr(self.net, "multiple", 1))
         self.encoding = self.meta.get("hint_encoding", "sparse")
         # default working size: the training image size. The network then sees lines as thick as in training, and
@@ -64,13 +101,24 @@ class Colorizer:
         # it (a pale pink on the 4096-px benchmark page); a hint in the background still colors it
         self.paper_background = paper_background
         self.gap: int | None = None  # gap closing in input pixels (None: the measured line width; 0: none)
+        # color classes (a generator with a color-class head): used for unhinted regions at this confidence or
+        # more; above 1: never (the regression's vote alone)
+        self.confidence = confidence
+        head = getattr(self.net, "classes", None)
+        self.palette = head.palette.float().cpu().numpy() if isinstance(head, torch.nn.Module) else None
+        if self.palette is not None and not np.abs(self.palette).any():
+            self.palette = None  # a head whose palette was never fitted (an untrained network): not used
+        self._near = neighbourhoods(self.palette) if self.palette is not None else None
 
     @torch.no_grad()
-    def _network(self, line: np.ndarray, hints: dict | None) -> tuple[np.ndarray, np.ndarray, float]:
-        """line (H, W) uint8 -> (output (h, w, 3) uint8, fill (h, w, 3) uint8, scale) at the working size.
+    def _network(self, line: np.ndarray, hints: dict | None,
+                 classes: bool = False) -> tuple[np.ndarray, np.ndarray, float, ClassMap | None]:
+        """line (H, W) uint8 -> (output (h, w, 3) uint8, fill (h, w, 3) uint8, scale, class map) at the working
+        size.
 
         output is the network's image (fill multiplied by the line art for ``blend: multiply`` generators); fill is
-        the color it paints under the lines (the same as output for ``blend: direct``)."""
+        the color it paints under the lines (the same as output for ``blend: direct``). The class map is given when
+        ``classes`` is asked and the generator has a color-class head (None otherwise)."""
         h, w = line.shape
         scale = min(1.0, self.max_side / max(h, w))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -88,24 +136,53 @@ class Colorizer:
             labels_p = np.pad(seg.labels, pads)  # padding: label 0, a region of its own that no hint reaches
             seg_p = Segmentation(labels_p, seg.n, np.pad(seg.ink, pads), seg.areas, seg.border)
         x = encode_input(small_p, colors_p, mask_p, self.encoding, seg=seg_p).unsqueeze(0).to(self.device)
-        fill_fn = getattr(self.net, "fill", None)
-        if fill_fn is not None and getattr(self.net, "blend", "direct") == "multiply":
-            fill_t = fill_fn(x)  # (1, 3, H', W')
-            out_t = multiply_blend(fill_t, x[:, :1])
+        want = classes and self.palette is not None
+        logits_t = None
+        if hasattr(self.net, "fill_and_classes"):
+            fill_t, logits_t = self.net.fill_and_classes(x, want)  # (1, 3, H', W'), (1, K, H'/s, W'/s) or None
+            out_t = multiply_blend(fill_t, x[:, :1]) if getattr(self.net, "blend", "direct") == "multiply" else fill_t
         else:
             out_t = fill_t = self.net(x)
         crop = (slice(pads[0][0], pads[0][0] + sh), slice(pads[1][0], pads[1][0] + sw))
-        return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], scale
+        cmap = None
+        if logits_t is not None and self.palette is not None:
+            s = x.shape[-2] // logits_t.shape[-2]  # the head's stride on the padded grid
+            ys = np.arange(logits_t.shape[-2]) * s + (s - 1) / 2 - pads[0][0]  # grid centres in small-image rows
+            xs = np.arange(logits_t.shape[-1]) * s + (s - 1) / 2 - pads[1][0]
+            ry, rx = (ys >= 0) & (ys <= sh - 1), (xs >= 0) & (xs <= sw - 1)
+            logits = logits_t[0].float().cpu().numpy()[:, ry][:, :, rx]
+            cmap = ClassMap(logits, ys[ry], xs[rx], self.palette)
+        return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], scale, cmap
+
+    def network_votes(self, line: np.ndarray, hints: dict | None, seg: Segmentation
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The network's color for every region of ``seg`` (full resolution).
+
+        -> (fill (H, W, 3) uint8 upsampled to the input, own (n + 1, 3) CIELAB: the regression's robust vote,
+        votes (n + 1, 3) CIELAB: the color-class head's choice where it is confident (``confidence``), the
+        regression's vote elsewhere and for models without a head, vote stride)."""
+        h, w = line.shape
+        use_classes = self.palette is not None and self.confidence <= 1.0
+        _, fill, scale, cmap = self._network(line, hints, classes=use_classes)
+        if scale < 1:
+            fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
+        stride = max(1, int(1 / scale))  # the fill was upsampled: sampling every stride-th pixel sees all of it
+        own = region_votes(fill, seg, stride)
+        votes = own
+        if cmap is not None and self._near is not None:
+            probs, counts = cmap.region_probs(seg, scale)
+            colors, conf = class_votes(probs, cmap.palette, self._near)
+            take = (conf >= self.confidence) & (counts > 0)
+            take[0] = False
+            votes = np.where(take[:, None], colors, own).astype(np.float32)
+        return fill, own, votes, stride
 
     def colorize_layers(self, line: np.ndarray, hints: dict | None = None) -> Layers:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> region-true :class:`Layers`."""
-        h, w = line.shape
-        _, fill, scale = self._network(line, hints)
-        if scale < 1:
-            fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        seg = segment(line, gap=self.gap) if self.gap is not None else None
-        return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=max(1, int(1 / scale)),
-                     white=self.white, paper_background=self.paper_background)
+        seg = segment(line, gap=self.gap)
+        fill, own, votes, stride = self.network_votes(line, hints, seg)
+        return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=stride, white=self.white,
+                     paper_background=self.paper_background, votes=votes, own=own)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
@@ -113,7 +190,7 @@ class Colorizer:
         if not soft:
             return self.colorize_layers(line, hints).compose()
         h, w = line.shape
-        y, _, scale = self._network(line, hints)
+        y, _, scale, _ = self._network(line, hints)
         if scale < 1:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC)
             # multiply the crisp full-resolution ink back over the smooth upscaled colors
@@ -134,9 +211,15 @@ def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseli
     """A checkpoint path or run directory -> :class:`Colorizer`; ``default`` -> the shipped model; a baseline name
     (``white``, ``region-fill``) -> that baseline; ``soft:MODEL`` -> MODEL with soft hints (the network's own
     output, for comparisons in eval); a character file (``tintline character``; ``match:FILE`` for its reference
-    matching alone) -> :class:`~tintline.character.model.CharacterColorizer`. A path that exists wins over a name."""
+    matching alone) -> :class:`~tintline.character.model.CharacterColorizer`; ``ensemble:A,B`` -> the per-pixel
+    average of those models' outputs (:class:`~tintline.ensemble.OutputEnsemble`). A path that exists wins over a
+    name."""
     if not Path(model).exists() and str(model) in BASELINES.names():
         return BASELINES.create(str(model))
+    if not Path(model).exists() and str(model).startswith("ensemble:"):
+        from .ensemble import OutputEnsemble
+
+        return OutputEnsemble(str(model), device=device)  # type: ignore[return-value]
     if not Path(model).exists() and str(model).startswith(SOFT_PREFIX):
         return Colorizer(str(model)[len(SOFT_PREFIX):], device=device, soft_hints=True)
     from .character.model import CharacterColorizer, character_spec  # imported here: it imports this module

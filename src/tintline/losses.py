@@ -173,3 +173,45 @@ def region_color_loss(pred: torch.Tensor, target: torch.Tensor, labels: torch.Te
     mp, mt = means(pred)[keep], means(target)[keep]  # (R, 3)
     lab = srgb_to_lab(((torch.stack([mp, mt]) + 1) / 2)[..., None, None])  # (2, R, 3, 1, 1)
     return (lab[0] - lab[1]).abs().mean()
+
+
+SOFT_NEIGHBOURS = 5  # palette colors a true color is spread over
+SOFT_SIGMA = 5.0  # CIELAB units
+
+
+def region_class_loss(logits: torch.Tensor, target: torch.Tensor, labels: torch.Tensor,
+                      palette: torch.Tensor) -> torch.Tensor:
+    """Region-pooled color-class loss: cross-entropy of each region's mean logits against its mean true color
+    soft-encoded on the palette (the ``SOFT_NEIGHBOURS`` nearest palette colors, Gaussian weights of width
+    ``SOFT_SIGMA`` CIELAB units, as Zhang et al. 2016 encode ab values): neighbouring palette colors are not
+    punished as if they were far, and the true color between two of them is represented.
+
+    logits (B, K, h, w) at a stride of the images (h = H / s); target (B, 3, H, W) RGB in [-1, 1]; labels (B, H, W)
+    int64, regions 1..n and 0 for ink; palette (K, 3) CIELAB. The true color of a region is averaged over all its
+    pixels, the logits over its pixels on the logits' grid (the labels sampled at stride s); a region that no grid
+    point hits does not count. Every region weighs the same. Returns a scalar (0 with no region).
+    """
+    b, k, h, w = logits.shape
+    big_h, big_w = labels.shape[-2:]
+    sy, sx = big_h // h, big_w // w
+    n = int(labels.max().item()) + 1
+    offsets = torch.arange(b, device=labels.device).view(b, 1, 1) * n
+    ids = (labels + offsets).reshape(-1)  # (B*H*W,) global region ids
+    counts = torch.bincount(ids, minlength=b * n).to(target.dtype)
+    flat = target.permute(0, 2, 3, 1).reshape(-1, 3)
+    true_mean = flat.new_zeros(b * n, 3).index_add_(0, ids, flat) / counts.clamp_min(1)[:, None]  # (B*n, 3)
+    small = labels[:, sy // 2 :: sy, sx // 2 :: sx][:, :h, :w]  # (B, h, w): the label at each logit's centre
+    sid = (small + offsets).reshape(-1)
+    s_counts = torch.bincount(sid, minlength=b * n).to(logits.dtype)
+    lflat = logits.permute(0, 2, 3, 1).reshape(-1, k)
+    pooled = lflat.new_zeros(b * n, k).index_add_(0, sid, lflat) / s_counts.clamp_min(1)[:, None]  # (B*n, K)
+    keep = (counts > 0) & (s_counts > 0) & (torch.arange(b * n, device=labels.device) % n != 0)
+    if not keep.any():
+        return logits.sum() * 0
+    with torch.no_grad():
+        lab = srgb_to_lab(((true_mean[keep] + 1) / 2)[..., None, None])[..., 0, 0]  # (R, 3)
+        dist = torch.cdist(lab.float(), palette.float().to(lab.device))  # (R, K)
+        d, nn_idx = dist.topk(min(SOFT_NEIGHBOURS, k), largest=False)
+        w = torch.softmax(-d.pow(2) / (2 * SOFT_SIGMA**2), dim=1)  # (R, m)
+        soft = torch.zeros(len(lab), k, device=lab.device).scatter_(1, nn_idx, w).to(logits.dtype)  # (R, K)
+    return -(soft * F.log_softmax(pooled[keep], dim=1)).sum(1).mean()

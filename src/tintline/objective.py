@@ -10,7 +10,8 @@ Logged numbers (each term unweighted, so runs with different weights compare):
   (what is backpropagated), ``d/real`` and ``d/fake`` (mean logits);
 * ``g_step``: ``loss/<name>`` per reconstruction term (``loss/l1`` always, for progress and comparison),
   ``loss/region`` (region-pooled color loss, when ``loss.region`` > 0 and the batch has ``regions``),
-  ``loss/g_gan`` (adversarial G loss, with a discriminator) and ``loss/g`` (the weighted total).
+  ``loss/classes`` (region-pooled color-class cross-entropy, when ``loss.classes`` > 0 and the generator has a
+  color-class head), ``loss/g_gan`` (adversarial G loss, with a discriminator) and ``loss/g`` (the weighted total).
 """
 
 from __future__ import annotations
@@ -20,18 +21,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LossConfig
-from .losses import ADVERSARIAL, RECONSTRUCTION, dragan_penalty, region_color_loss
+from .losses import ADVERSARIAL, RECONSTRUCTION, dragan_penalty, region_class_loss, region_color_loss
 
 
 class Pix2PixObjective:
     """G maps input (B, C, H, W) -> RGB (B, 3, H, W); D judges (line (B, 1, H, W) ++ RGB) patches.
 
     With ``gan_weight == 0`` the discriminator is never used: the simplest baseline, reconstruction alone.
+
+    ``palette`` (K, 3) CIELAB: the generator's color-class palette when it has a color-class head; then (with
+    ``loss.classes`` > 0) :meth:`generate` also asks G for its class logits and keeps them in :attr:`last_logits`
+    for the next :meth:`g_step` (generate and g_step are always called in pairs on the same batch).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module | None, cfg: LossConfig,
-                 plain_discriminator: nn.Module | None = None):
+                 plain_discriminator: nn.Module | None = None, palette: torch.Tensor | None = None):
         self.G = generator
+        self.palette = palette if cfg.classes > 0 else None
+        self.last_logits: torch.Tensor | None = None
         self.D = discriminator
         # Under DDP ``discriminator`` is the synchronised wrapper: every forward through it must be followed by a
         # backward into D's weights on all ranks. G's step (D frozen) and the DRAGAN penalty (a gradient with
@@ -58,7 +65,10 @@ class Pix2PixObjective:
         return d(torch.cat([line, rgb], 1))  # (B, 1, h, w) logits
 
     def generate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.G(batch["input"])
+        if self.palette is None:
+            return self.G(batch["input"])
+        fake, self.last_logits = self.G(batch["input"], classes=True)  # (B, 3, H, W), (B, K, H/2, W/2)
+        return fake
 
     def d_step(self, batch: dict[str, torch.Tensor], fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Discriminator loss on real pairs vs. ``fake`` (detached here: D's step must not reach G)."""
@@ -90,6 +100,11 @@ class Pix2PixObjective:
             value = region_color_loss(fake, target, batch["regions"])
             loss = loss + self.cfg.region * value
             logs["loss/region"] = value.item()
+        if self.palette is not None and self.last_logits is not None and "regions" in batch:
+            value = region_class_loss(self.last_logits, target, batch["regions"], self.palette)
+            loss = loss + self.cfg.classes * value
+            logs["loss/classes"] = value.item()
+            self.last_logits = None
         if "loss/l1" not in logs:
             logs["loss/l1"] = F.l1_loss(fake.detach(), target).item()
         if self.uses_gan:

@@ -44,7 +44,7 @@ from ..data.lineart import REFERENCE_XDOG, make_lineart, normalize_input
 from ..errors import UserError
 from ..inference import DEFAULT_SHADING, Colorizer
 from ..regions import region_fill, segment
-from ..regions.paint import Layers, from_lab, paint, region_votes, to_lab
+from ..regions.paint import Layers, from_lab, paint, to_lab
 from .matching import SAME_COLOR, Match, Reference, match_regions
 
 CHARACTER_FORMAT = 1  # bumped when the layout of the references or their metadata changes
@@ -54,6 +54,8 @@ MAX_REFERENCES = 8
 MAX_SIDE = 768  # references are scaled to a common long side: the smallest one's, at most this
 MIN_SIDE = 64
 NETWORK_WEIGHT = 0.3  # the network's vote weighs like a reference color with this matching probability
+NETWORK_WEIGHT_TUNED = 0.5  # ... when the network was fine-tuned on the character's references
+MAX_MINUTES = 120.0
 MIN_COLORED = 0.005  # a reference with fewer colored pixels (CIELAB chroma > COLORED_CHROMA) has no color
 COLORED_CHROMA = 15.0
 MODES = ("combined", "match")
@@ -127,10 +129,13 @@ def load_references(images: Sequence[str | Path], lines: Sequence[str | Path] | 
 
 
 def write_character(out: str | Path, refs: Sequence[tuple[np.ndarray, np.ndarray]], base: str | Path = "default",
-                    name: str | None = None, sources: Sequence[dict] | None = None) -> Path:
+                    name: str | None = None, sources: Sequence[dict] | None = None,
+                    weights: dict[str, Any] | None = None, fine_tune: dict | None = None) -> Path:
     """Write the character file ``out`` (atomically) from references [(color (H, W, 3) uint8, line (H, W) uint8)]
     and the generator of ``base`` (a model spec; a character file's generator when it is one). ``sources``: one
-    JSON-able dict per reference for the metadata (where it came from)."""
+    JSON-able dict per reference for the metadata (where it came from). ``weights``: a fine-tuned state dict of
+    that generator, stored instead of the base's weights (in the base file's dtypes), with ``fine_tune`` (its
+    summary) in the metadata."""
     out = Path(out)
     if out.suffix.lower() != ".safetensors":
         raise UserError(f"-o {out}: a character file is a .safetensors file")
@@ -140,6 +145,11 @@ def write_character(out: str | Path, refs: Sequence[tuple[np.ndarray, np.ndarray
     meta = read_meta(src)
     tensors = {k: v for k, v in load_file(str(src)).items() if not k.startswith(NON_WEIGHT_PREFIX)}
     import torch
+
+    if weights is not None:
+        if set(weights) != set(tensors):
+            raise ValueError("fine-tuned weights do not match the base model's tensors")
+        tensors = {k: weights[k].detach().cpu().to(tensors[k].dtype).contiguous() for k in tensors}
 
     for i, (color, line) in enumerate(refs):
         if color.shape[:2] != line.shape or color.dtype != np.uint8 or line.dtype != np.uint8:
@@ -151,7 +161,8 @@ def write_character(out: str | Path, refs: Sequence[tuple[np.ndarray, np.ndarray
     meta["kind"] = KIND
     meta["character"] = {
         "format": CHARACTER_FORMAT, "tintline_version": __version__, "name": name or out.stem,
-        "base_model": str(base), "network_weight": NETWORK_WEIGHT, "fine_tune": None,
+        "base_model": str(base), "network_weight": NETWORK_WEIGHT if fine_tune is None else NETWORK_WEIGHT_TUNED,
+        "fine_tune": fine_tune,
         "references": [{**(sources[i] if sources else {}), "size": [int(c.shape[1]), int(c.shape[0])]}
                        for i, (c, _) in enumerate(refs)],
     }
@@ -168,20 +179,31 @@ def write_character(out: str | Path, refs: Sequence[tuple[np.ndarray, np.ndarray
 
 
 def make_character(images: Sequence[str | Path], out: str | Path, lines: Sequence[str | Path] | None = None,
-                   base: str | Path = "default", name: str | None = None, minutes: float = 0.0) -> Path:
+                   base: str | Path = "default", name: str | None = None, minutes: float = 0.0,
+                   max_steps: int = 0, progress: bool = True) -> Path:
     """``tintline character``: reference files -> the character file ``out`` (see the module docstring).
 
-    ``minutes`` > 0 asks for a fine-tune of the base model on the references, which is not implemented yet."""
-    if minutes < 0:
-        raise UserError(f"--minutes {minutes}: must be 0 or more")
-    if minutes > 0:
-        raise UserError("--minutes: the fine-tune on the references is not implemented yet; use --minutes 0"
-                        " (reference matching with the base model's network)")
+    ``minutes`` > 0 fine-tunes the base model's network on the references for that long
+    (:func:`tintline.character.finetune.fine_tune`; ``max_steps`` > 0 stops after that many steps instead, for
+    tests); 0 keeps the base network as it is (reference matching + the base network)."""
+    if not 0 <= minutes <= MAX_MINUTES:
+        raise UserError(f"--minutes {minutes}: must be between 0 and {MAX_MINUTES:g}")
     resolve_model_path(base)  # a bad --from fails before any image is read
     refs = load_references(images, lines)
     sources = [{"source": Path(p).name, "lines": Path(lines[i]).name if lines else "xdog"}
                for i, p in enumerate(images)]
-    return write_character(out, refs, base=base, name=name, sources=sources)
+    weights = summary = None
+    if minutes > 0 or max_steps > 0:
+        from ..checkpoint import load_generator
+        from .finetune import fine_tune
+
+        net, meta = load_generator(base)
+        summary = fine_tune(net, [(c, ln if lines else None) for c, ln in refs], minutes,
+                            meta.get("hint_encoding", "sparse"), side=int(meta.get("image_size", 256)),
+                            max_steps=max_steps, progress=progress)
+        weights = net.state_dict()
+        summary["minutes"] = minutes
+    return write_character(out, refs, base=base, name=name, sources=sources, weights=weights, fine_tune=summary)
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -228,7 +250,7 @@ def character_spec(model: str | Path) -> tuple[Path, str] | None:
     if text.startswith("match:") and not Path(text).exists():
         mode, text = "match", text[len("match:"):]
     p = Path(text)
-    is_char = p.is_file() and read_meta(p).get("kind") == KIND
+    is_char = p.is_file() and p.suffix.lower() != ".onnx" and read_meta(p).get("kind") == KIND
     if mode == "match" and not is_char:
         why = "" if p.is_file() else f" ({p} not found)"
         raise CheckpointError(f"{model}: 'match:' needs a character file made by 'tintline character'{why}")
@@ -284,7 +306,8 @@ class CharacterColorizer(Colorizer):
         self.mode = mode
         self.name = str(info.get("name") or path.stem)
         self.network_weight = float(info.get("network_weight", NETWORK_WEIGHT))
-        self.references = [Reference.build(color, line) for color, line in read_references(path)]
+        self.reference_images = read_references(path)  # [(color (H, W, 3), line (H, W))] uint8, as stored
+        self.references = [Reference.build(color, line) for color, line in self.reference_images]
         what = "reference matching alone" if mode == "match" else "reference matching + network"
         self.meta = {**self.meta, "description": f"character '{self.name}': {len(self.references)} reference(s),"
                                                  f" {what}"}
@@ -297,14 +320,12 @@ class CharacterColorizer(Colorizer):
             votes = follow_hints(votes, hints, match, line)
             flat = from_lab(votes)[match.seg.labels]  # as the network's fill: flat, so no shading
             return paint(line, flat, hints, seg=match.seg, shading=self.shading, votes=votes)
-        h, w = line.shape
-        _, fill, scale = self._network(line, hints)
-        stride = max(1, int(1 / scale))  # as in Colorizer.colorize_layers: the network saw the page smaller
-        if scale < 1:
-            fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-        votes, _, _ = match.votes(region_votes(fill, match.seg, stride), self.network_weight)
+        # the network's vote per region (its color-class choice where confident, as for any model)
+        fill, own, net_votes, stride = self.network_votes(line, hints, match.seg)
+        votes, _, _ = match.votes(net_votes, self.network_weight)
         votes = follow_hints(votes, hints, match, line)
-        return paint(line, fill, hints, seg=match.seg, shading=self.shading, votes=votes, vote_stride=stride)
+        return paint(line, fill, hints, seg=match.seg, shading=self.shading, votes=votes, vote_stride=stride,
+                     own=own)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 + validated hints -> (H, W, 3) uint8 RGB."""

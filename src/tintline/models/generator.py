@@ -34,6 +34,26 @@ def _head_bias(head: nn.Module) -> torch.Tensor:
     return (head[-1] if isinstance(head, nn.Sequential) else head).bias
 
 
+class ColorClasses(nn.Module):
+    """The optional color-class head: per-pixel logits over a palette of ``classes`` CIELAB colors.
+
+    A region's color is multimodal (a skirt may be red or blue, a region may stay white); the regression output
+    averages the modes into a pale beige that is right for none of them. Pooled over a region, these logits give a
+    distribution over the palette whose mode a colorist would pick (the classification of Zhang, Isola and Efros,
+    "Colorful Image Colorization", ECCV 2016, per region instead of per pixel). ``palette`` (classes, 3) CIELAB is a
+    buffer filled from the training data (:func:`tintline.regions.palette.fit_palette`) and saved with the weights.
+    Input: the decoder's features (B, c_in, h, w); output (B, classes, h, w) logits at the features' resolution.
+    """
+
+    def __init__(self, c_in: int, classes: int, act: str):
+        super().__init__()
+        self.net = nn.Sequential(activation(act, c_in), nn.Conv2d(c_in, classes, 1))  # 1x1: ~0.1 GMAC at 256²
+        self.register_buffer("palette", torch.zeros(classes, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class UNet(nn.Module):
     """The pix2pix U-Net (Isola et al. 2017), generalised in width and depth.
 
@@ -65,6 +85,7 @@ class UNet(nn.Module):
         dropout_levels: int = 3,
         blend: str = "direct",
         up: str = "transposed",
+        classes: int = 0,
     ):
         super().__init__()
         check_choices(norm, act)
@@ -100,24 +121,37 @@ class UNet(nn.Module):
             if dropout > 0 and depth - 1 - dropout_levels <= i < depth - 1:
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        # color classes from the last decoder features, at half resolution (B, 2*widths[0], H/2, W/2): a region's
+        # class is pooled over many pixels, so the full resolution would only cost time
+        self.classes = ColorClasses(2 * widths[0], classes, act) if classes > 0 else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fill = self.fill(x)
-        return multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+    def forward(self, x: torch.Tensor, classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (B, 3, H, W) RGB; with ``classes=True`` also the color-class logits (B, K, H/2, W/2)."""
+        fill, logits = self.fill_and_classes(x, classes)
+        out = multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+        return (out, logits) if classes else out
 
     def fill(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
+        return self.fill_and_classes(x, False)[0]
+
+    def fill_and_classes(self, x: torch.Tensor, classes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (fill (B, 3, H, W), color-class logits (B, K, H/2, W/2) or None without the head or when not asked)."""
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"input {h}x{w} is not a multiple of {self.multiple}; pad it first")
+        if classes and self.classes is None:
+            raise ValueError("this generator has no color-class head (classes: 0)")
         skips = []
         for block in self.down:
             x = block(x)
             skips.append(x)  # level i: (B, widths[i], H / 2**(i+1), W / 2**(i+1))
         x = self.up[0](skips.pop())
-        for block in self.up[1:]:
+        for block in self.up[1:-1]:
             x = block(torch.cat([x, skips.pop()], dim=1))
-        return x
+        x = torch.cat([x, skips.pop()], dim=1)  # (B, 2 * widths[0], H/2, W/2): the last block's input
+        logits = self.classes(x) if classes and self.classes is not None else None
+        return self.up[-1](x), logits
 
 
 GENERATORS.register("unet")(UNet)
@@ -153,6 +187,7 @@ class ResUNet(nn.Module):
         dropout: float = 0.0,
         dropout_levels: int = 2,
         blend: str = "direct",
+        classes: int = 0,
     ):
         super().__init__()
         check_choices(norm, act)
@@ -188,16 +223,27 @@ class ResUNet(nn.Module):
         if blend == "multiply":
             nn.init.constant_(conv.bias, 2.0)  # fill starts near white: output starts as the line art
         self.head = nn.Sequential(norm_layer(norm, ch[0]), activation(act, ch[0]), conv, nn.Tanh())
+        # color classes from the last decoder features at level 1 (B, ch[1], H/2, W/2), as UNet's
+        self.classes = ColorClasses(ch[min(1, depth)], classes, act) if classes > 0 else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fill = self.fill(x)
-        return multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+    def forward(self, x: torch.Tensor, classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (B, 3, H, W) RGB; with ``classes=True`` also the color-class logits (B, K, H/2, W/2)."""
+        fill, logits = self.fill_and_classes(x, classes)
+        out = multiply_blend(fill, x[:, :1]) if self.blend == "multiply" else fill
+        return (out, logits) if classes else out
 
     def fill(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) input -> (B, 3, H, W) in [-1, 1]: the fill color (the output itself with blend=direct)."""
+        return self.fill_and_classes(x, False)[0]
+
+    def fill_and_classes(self, x: torch.Tensor, classes: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (fill (B, 3, H, W), color-class logits (B, K, H/2, W/2) or None without the head or when not asked)."""
         h, w = x.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"input {h}x{w} is not a multiple of {self.multiple}; pad it first")
+        if classes and self.classes is None:
+            raise ValueError("this generator has no color-class head (classes: 0)")
+        logits = None
         x = self.stem(x)  # (B, ch[0], H, W)
         skips = [x]
         for block in self.down:
@@ -205,8 +251,10 @@ class ResUNet(nn.Module):
             skips.append(x)
         skips.pop()  # the bottleneck is x itself
         for up in self.up:
+            if classes and self.classes is not None and len(skips) == 1:
+                logits = self.classes(x)  # x: (B, ch[1], H/2, W/2) before the last upsampling
             x = up["fuse"](torch.cat([up["resize"](x), skips.pop()], dim=1))
-        return self.head(x)
+        return self.head(x), logits
 
 
 GENERATORS.register("resunet")(ResUNet)

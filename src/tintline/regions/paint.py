@@ -181,7 +181,8 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
 
 def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Segmentation | None = None,
           shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None,
-          vote_stride: int = 1, white: float = 0.0, paper_background: bool = False) -> Layers:
+          vote_stride: int = 1, white: float = 0.0, paper_background: bool = False,
+          own: np.ndarray | None = None) -> Layers:
     """line (H, W) uint8 full-resolution line art; fill (H, W, 3) uint8 the network's fill color at the same size
     (upsampled when the network saw the page smaller); validated hints in these pixels -> :class:`Layers`.
 
@@ -195,7 +196,8 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
     ``shading`` in [0, 1] is the shading layer's opacity (0: flat colors only; the layer is still computed, so a
     layered file lets the user turn it up)."""
     seg = segment(line) if seg is None else seg
-    own = region_votes(fill, seg, vote_stride)  # (n + 1, 3) Lab: the network's vote per region
+    if own is None:  # (n + 1, 3) Lab: the network's vote per region (given when the caller already has it)
+        own = region_votes(fill, seg, vote_stride)
     chosen = (own if votes is None else votes).copy()
     if paper_background:  # regions that touch the image border (the background) stay paper unless hinted
         chosen[seg.border] = (100.0, 0.0, 0.0)

@@ -1,5 +1,9 @@
 """The HTTP API and the web page: ``POST /api/colorize``, ``GET /api/models``, ``GET /healthz``, ``GET /``.
 
+``GET /api/models`` marks character models (``tintline character``) with ``"character": {"name", "references"}``;
+``GET /api/models/{name}/references/{i}`` answers reference ``i`` of such a model as a PNG (at most
+``REFERENCE_SIDE`` pixels a side), for the page's Character panel.
+
 ``/api/colorize`` answers a PNG, or with ``layers=true`` an OpenRaster file (:mod:`tintline.regions.ora`: flat
 colors, shading and lines as layers); ``soft_hints=true`` asks for the network's own output instead of region-true
 colors. Line art a model cannot work on (e.g. :class:`tintline.regions.RegionError`: too many regions, noise
@@ -53,6 +57,7 @@ HINTS_MAX_BYTES = 2 * 1024 * 1024  # the hints JSON field
 FLAG_MAX_BYTES = 16  # the true/false fields (soft_hints, layers)
 _TRUE, _FALSE = {"true", "1", "on", "yes"}, {"false", "0", "off", "no", ""}  # "on": an HTML checkbox's value
 FALLBACK_BASELINES = ("region-fill", "white")
+REFERENCE_SIDE = 256  # the Character panel's reference previews
 
 # decode_image reasons -> HTTP status
 _BAD_IMAGE_STATUS = {"too-large-file": 413, "too-many-pixels": 413, "not-an-image": 415, "unsupported-format": 415}
@@ -245,11 +250,45 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         return {"status": "ok", "models": len(entries),
                 "queue": {"running": queue.running, "waiting": queue.waiting, "capacity": queue_size}}
 
+    def _character(e: ModelEntry) -> dict | None:
+        refs = getattr(e.colorizer, "reference_images", None)
+        if not refs:
+            return None
+        return {"name": str(getattr(e.colorizer, "name", e.name)), "references": len(refs)}
+
     @app.get("/api/models", summary="the models this server offers")
     def list_models() -> dict:
-        return {"default": default_name,
-                "models": [{"name": e.name, "description": e.description, "default": e.default} for e in entries],
+        models = []
+        for e in entries:
+            m: dict[str, Any] = {"name": e.name, "description": e.description, "default": e.default}
+            char = _character(e)
+            if char is not None:
+                m["character"] = char
+            models.append(m)
+        return {"default": default_name, "models": models,
                 "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels}}
+
+    previews: dict[tuple[str, int], bytes] = {}
+
+    @app.get("/api/models/{name}/references/{index}", summary="a character model's reference, as a PNG")
+    def reference(name: str, index: int) -> Response:
+        entry = next((e for e in entries if e.name == name), None)
+        if entry is None:
+            return _error(404, f"unknown model {name!r}")
+        refs = getattr(entry.colorizer, "reference_images", None) or []
+        if not 0 <= index < len(refs):
+            return _error(404, f"model {name!r} has no reference {index}"
+                          + ("" if refs else " (it is not a character model)"))
+        if (name, index) not in previews:
+            import cv2
+
+            color = refs[index][0]
+            s = min(1.0, REFERENCE_SIDE / max(color.shape[:2]))
+            if s < 1:
+                color = cv2.resize(color, (max(1, round(color.shape[1] * s)), max(1, round(color.shape[0] * s))),
+                                   interpolation=cv2.INTER_AREA)
+            previews[(name, index)] = encode_png(color)
+        return Response(previews[(name, index)], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
                      soft_hints: bool = False, layers: bool = False) -> bytes:

@@ -43,7 +43,7 @@ from ..checkpoint import (
     write_checkpoint,
 )
 from ..config import LoopConfig, TrainConfig, dump_yaml
-from ..data.dataset import EpochSampler, PairDataset, input_channels
+from ..data.dataset import EpochSampler, PairDataset, input_channels, load_pair
 from ..data.store import open_for_training
 from ..errors import UserError
 from ..models import create_discriminator, create_generator
@@ -59,6 +59,9 @@ from ..monitor.inspect import (
     update_ratios,
 )
 from ..objective import Pix2PixObjective
+from ..regions.palette import fit_palette
+
+PALETTE_IMAGES = 1000  # training pairs whose region colors fit the color-class palette (about 10 s)
 
 
 class TrainingError(UserError):
@@ -171,6 +174,11 @@ class Trainer:
         self.init_source: str | None = None
         if t.init_from:
             self._init_from(G, D, t.init_from, t.freeze_encoder)
+        head = getattr(G, "classes", None)
+        if isinstance(head, torch.nn.Module) and not bool(head.palette.abs().sum() > 0) and ckpt is None:
+            # a new color-class head: its palette from the training pairs (a resumed run loads its own)
+            head.palette.copy_(torch.from_numpy(fit_palette(
+                [load_pair(e) for e in train_entries[:PALETTE_IMAGES]], len(head.palette), seed=t.seed)))
         opt_g = torch.optim.Adam([p for p in G.parameters() if p.requires_grad], lr=o.lr_g * lr_scale,
                                  betas=(o.beta1, o.beta2))
         # unwrapped modules: validation, EMA, inspection and checkpoints use these (rank 0 alone, no DDP sync)
@@ -182,7 +190,9 @@ class Trainer:
             opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d * lr_scale, betas=(o.beta1, o.beta2))
             self.D, self.opt_d = self.fabric.setup(D, opt_d)
         self.opt_g_raw, self.opt_d_raw = opt_g, (opt_d if D is not None else None)
-        self.objective = Pix2PixObjective(self.G, self.D, cfg.loss, plain_discriminator=D)
+        head = getattr(G, "classes", None)
+        self.objective = Pix2PixObjective(self.G, self.D, cfg.loss, plain_discriminator=D,
+                                          palette=head.palette if isinstance(head, torch.nn.Module) else None)
         # EMA copy of G: smoother weights for validation and export (the method's "ensembles of checkpoints")
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False) if t.ema_decay > 0 else None
         self.probe = ActivationProbe(G)
@@ -210,7 +220,10 @@ class Trainer:
         """Transfer learning: G's weights from a model file or run (and D's, when the run kept one)."""
         src, meta = load_generator(source)  # a model file, a run, or "default" (the shipped model)
         try:
-            G.load_state_dict(src.state_dict())
+            missing, unexpected = G.load_state_dict(src.state_dict(), strict=False)
+            # a source without a color-class head starts this run's head fresh; anything else must match
+            if unexpected or any(not k.startswith("classes.") for k in missing):
+                raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         except RuntimeError as e:
             raise TrainingError(f"--init-from {source}: its generator ({meta.get('generator')}) does not match this "
                                 f"config's ({self.cfg.model.generator.name}, {self.g_args})") from e

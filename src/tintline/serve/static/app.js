@@ -18,6 +18,8 @@
     cmpAfter: $("cmp-after"), compare: $("compare"), cmpLine: $("cmp-line"), cmpSlider: $("cmp-slider"),
     status: $("status"),
     help: $("help"),
+    charPanel: $("character-panel"), character: $("character"), charInfo: $("character-info"),
+    charRefs: $("character-refs"),
   };
 
   const state = {
@@ -32,6 +34,7 @@
     cursor: null,      // last pointer position in image pixels (for the brush ring)
     inputUrl: null, resultUrl: null,
     busy: false,
+    characters: {},    // model name -> {name, references} for the character models
   };
 
   // ---------------------------------------------------------------------------------------------- status
@@ -50,6 +53,7 @@
       const r = await fetch("/api/models");
       const data = await r.json();
       el.model.replaceChildren();
+      state.characters = {};
       for (const m of data.models) {
         const o = document.createElement("option");
         o.value = m.name;
@@ -57,7 +61,9 @@
         o.dataset.description = m.description;
         if (m.default) o.selected = true;
         el.model.append(o);
+        if (m.character) state.characters[m.name] = m.character;
       }
+      buildCharacterPanel();
       showModelDesc();
     } catch (e) {
       setStatus("Could not list the models: " + e, "error");
@@ -67,6 +73,52 @@
   function showModelDesc() {
     const o = el.model.selectedOptions[0];
     el.modelDesc.textContent = o ? o.dataset.description : "";
+    syncCharacter();
+  }
+
+  // The Character panel: the character models the server was started with; picking one selects it as the model
+  // and shows its references (what it learned the colors from).
+  function buildCharacterPanel() {
+    const names = Object.keys(state.characters);
+    el.charPanel.hidden = names.length === 0;
+    el.character.replaceChildren();
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = "(none: the selected model)";
+    el.character.append(none);
+    for (const name of names) {
+      const o = document.createElement("option");
+      o.value = name;
+      o.textContent = state.characters[name].name;
+      el.character.append(o);
+    }
+  }
+
+  function syncCharacter() {
+    const name = el.model.value;
+    const c = state.characters[name];
+    el.character.value = c ? name : "";
+    el.charRefs.replaceChildren();
+    el.charInfo.textContent = c ? `${c.references} reference${c.references === 1 ? "" : "s"}; colors it without hints` : "";
+    if (!c) return;
+    for (let i = 0; i < c.references; i++) {
+      const img = document.createElement("img");
+      img.src = `/api/models/${encodeURIComponent(name)}/references/${i}`;
+      img.alt = `${c.name}: reference ${i + 1}`;
+      img.title = img.alt;
+      el.charRefs.append(img);
+    }
+  }
+
+  function pickCharacter() {
+    const name = el.character.value;
+    if (name) el.model.value = name;
+    else if (state.characters[el.model.value]) {
+      // back to a model that is not a character: the default one
+      const d = [...el.model.options].find((o) => !state.characters[o.value]);
+      if (d) el.model.value = d.value;
+    }
+    showModelDesc();
   }
 
   // ---------------------------------------------------------------------------------------------- image input
@@ -522,6 +574,7 @@
     buildSwatches();
     loadModels();
     el.model.addEventListener("change", showModelDesc);
+    el.character.addEventListener("change", pickCharacter);
     el.openBtn.addEventListener("click", () => el.file.click());
     el.openBtn2.addEventListener("click", () => el.file.click());
     el.file.addEventListener("change", () => { loadImageFile(el.file.files[0]); el.file.value = ""; });
