@@ -371,3 +371,39 @@ def test_kill9_then_resume_matches_an_uninterrupted_crawl(tmp_path):
         assert manifest(ds) == manifest(tmp_path / "ref")
         with Store.open(ds) as st:
             check_exact(st, srv, "danbooru")
+
+
+# ------------------------------------------------------------------------------------------------ URL lists
+
+
+def test_fetch_a_url_list_politely_and_resumably(tmp_path, capsys):
+    from tintline.data.crawl import URL_SITE, run_fetch
+
+    fast = {k: v for k, v in FAST.items() if k != "page_size"}
+    # every fault but another file's bytes, which a URL list (no md5) cannot tell from the real file
+    faults = tuple(f for f in ALL_FAULTS if f != "wrong_md5")
+    with BooruServer(faults=faults) as srv, Store.create(tmp_path / "ds") as st:
+        posts = [p for p in srv.posts if p.kind in ("ok", "html", "garbage", "missing")]
+        urls = [srv.file_url(p, "danbooru") for p in posts]
+        lines = ["# a comment", "", *urls, urls[0], "ftp://example.org/x.png", "javascript:alert(1)",
+                 "just words"]
+        listing = tmp_path / "urls.txt"
+        listing.write_text("\n".join(lines) + "\n")
+        stats = run_fetch(st, str(listing), tags=["fetched"], **fast)
+        good = {p.md5 for p in posts if p.kind == "ok"}
+        assert stats["accepted"] == stats["total"] == len(good)
+        assert stats["failed"] == len(posts) - sum(p.kind == "ok" for p in posts)
+        assert stats["bad_lines"] == 4  # a duplicate, ftp, javascript, words
+        err = capsys.readouterr().err
+        assert "not an http(s) URL" in err and "duplicate" in err
+        rows = st.db.execute("SELECT status, reason FROM crawl_posts WHERE site=?", (URL_SITE,)).fetchall()
+        assert sorted(r["status"] for r in rows) == sorted("accepted" if p.kind == "ok" else "failed" for p in posts)
+        tagged = st.db.execute("SELECT COUNT(DISTINCT sha256) FROM tags WHERE tag='fetched'").fetchone()[0]
+        assert tagged == len(good)
+        check_polite(srv)
+        files_before = len(srv.requests("file"))
+        again = run_fetch(st, str(listing), tags=["fetched"], **fast)  # resumed: nothing stored twice
+        assert again["accepted"] == 0 and again["total"] == len(good)
+        assert len(srv.requests("file")) - files_before <= again["failed"] * FAST["attempts"]
+    with Store.create(tmp_path / "ds2") as st, pytest.raises(DatasetError, match="not found"):
+        run_fetch(st, str(tmp_path / "nope.txt"), **fast)

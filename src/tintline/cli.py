@@ -65,6 +65,15 @@ def cmd_data_crawl(a: argparse.Namespace) -> None:
     print("crawl finished: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
 
 
+def cmd_data_fetch(a: argparse.Namespace) -> None:
+    from .data.crawl import run_fetch
+    from .data.store import Store
+
+    with Store.create(a.dataset) as store:
+        stats = run_fetch(store, a.urls, tags=a.tag)
+    print("fetch finished: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+
+
 def cmd_data_list(a: argparse.Namespace) -> None:
     from .data.store import Store
 
@@ -357,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rating", help="safe | general | sensitive | questionable | explicit")
     s.add_argument("--limit", type=int, default=100, help="stop after this many accepted images (default 100)")
     s.set_defaults(func=cmd_data_crawl)
+
+    s = dsub.add_parser("fetch", help="download a list of image URLs (one per line) with the crawler's politeness;"
+                                      " resumable")
+    s.add_argument("dataset")
+    s.add_argument("urls", metavar="URLS.txt", help="one http(s) URL per line; blank lines and # comments ignored")
+    s.add_argument("--tag", action="append", default=[], help="tag for every fetched image (repeatable)")
+    s.set_defaults(func=cmd_data_fetch)
 
     s = dsub.add_parser("list", help="list a dataset's entries with status, reason, split and tags")
     s.add_argument("dataset")

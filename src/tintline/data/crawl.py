@@ -46,6 +46,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 import warnings
 import xml.etree.ElementTree as ET
@@ -578,7 +579,13 @@ class Crawler:
             _, data = self._fetch_once(post.file_url, None, self.limits.max_bytes, api=False)
             if post.md5 and hashlib.md5(data).hexdigest() != post.md5:
                 raise _Retry("md5-mismatch", f"got {hashlib.md5(data).hexdigest()}, API says {post.md5}")
-            decode_image(data, self.limits)  # BadImage: permanent
+            try:
+                decode_image(data, self.limits)  # BadImage: permanent...
+            except BadImage as e:
+                if post.md5 or e.reason not in ("corrupt", "not-an-image"):
+                    raise
+                # ...except without an md5 (a URL list): a body cut short by the network looks the same
+                raise _Retry(e.reason, e.detail) from e
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fmt = Image.open(io.BytesIO(data)).format
@@ -807,3 +814,100 @@ def _count(crawler: Crawler, outcome: str, post: Post, accepted: set[str], bar) 
         bar.update(1)
     bar.set_postfix(failed=crawler.stats["failed"], skipped=crawler.stats["skipped"])
     return len(accepted)
+
+
+# ------------------------------------------------------------------------------------------------ URL lists
+
+URL_SITE = "urls"
+MAX_URLS = 100_000
+
+
+def parse_url_list(text: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+    """A URL list (one URL per line; blank lines and ``#`` comments ignored) -> (the http(s) URLs in order, each
+    once; the skipped lines as (line number, line, reason))."""
+    urls: list[str] = []
+    seen: set[str] = set()
+    skipped: list[tuple[int, str, str]] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = urlsplit(line)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            skipped.append((n, line[:80], "not an http(s) URL"))
+            continue
+        if any(c.isspace() for c in line):
+            skipped.append((n, line[:80], "spaces inside the URL"))
+            continue
+        if line in seen:
+            skipped.append((n, line[:80], "duplicate"))
+            continue
+        seen.add(line)
+        urls.append(line)
+    if len(urls) > MAX_URLS:
+        raise DatasetError(f"{len(urls)} URLs: a list takes at most {MAX_URLS} (split it)")
+    return urls, skipped
+
+
+def url_post(url: str, tags: list[str]) -> Post:
+    """A URL as a crawl post: its id a stable hash of the URL, no md5 (the file is checked by decoding)."""
+    post_id = int(hashlib.sha256(url.encode()).hexdigest()[:15], 16)  # < 2**60: an SQLite integer
+    ext = _ext_of(urlsplit(url).path) or ".png"  # unknown: the content decides (decoded before it is stored)
+    return Post(id=post_id, md5=None, file_url=url, ext=ext, tags=list(tags), rating=None, post_url=url)
+
+
+def run_fetch(store: Store, urls_file: str, tags: list[str] | None = None, progress: bool = True,
+              client_factory: Callable[[], httpx.Client] | None = None, min_interval: float | None = None,
+              timeout: float | None = None, backoff: float | None = None,
+              attempts: int | None = None) -> dict[str, int]:
+    """``tintline data fetch DATASET URLS.txt``: download every image of a URL list into ``store`` with the
+    crawler's politeness (per-host rate limit, Retry-After, retries with backoff, size limits) and its resumable
+    state (table ``crawl_posts`` under the site name ``urls``; the list itself is a query in ``crawl_queries``): a
+    rerun after a kill fetches only what is missing and retries transient failures. Returns the crawl counts plus
+    ``bad_lines`` (lines that are not http(s) URLs or repeat one; each printed with its reason)."""
+    from pathlib import Path
+
+    path = Path(urls_file)
+    if not path.is_file():
+        raise DatasetError(f"URL list not found: {urls_file}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{urls_file}: not a UTF-8 text file") from e
+    urls, bad = parse_url_list(text)
+    for n, line, why in bad:
+        print(f"{urls_file}:{n}: skipped ({why}): {line}", file=sys.stderr)
+    min_interval = _env("TINTLINE_CRAWL_MIN_INTERVAL", float, min_interval)
+    timeout = _env("TINTLINE_CRAWL_TIMEOUT", float, timeout)
+    backoff = _env("TINTLINE_CRAWL_BACKOFF", float, backoff)
+    attempts = _env("TINTLINE_CRAWL_ATTEMPTS", int, attempts)
+    min_interval = 1.0 if min_interval is None else max(0.0, min_interval)
+    timeout = 30.0 if timeout is None else timeout
+    backoff = 2.0 if backoff is None else backoff
+    attempts = 5 if attempts is None else attempts
+    tags = list(dict.fromkeys(tags or []))
+    db = store.db
+    db.executescript(SCHEMA)
+    site = Site(URL_SITE, "", URL_SITE)
+    canon = json.dumps({"list": str(path.resolve()), "tags": sorted(tags)}, sort_keys=True)
+    now = time.time()
+    with db:
+        db.execute("INSERT OR IGNORE INTO crawl_queries (site, api, base_url, query, created_at, updated_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", (URL_SITE, URL_SITE, "", canon, now, now))
+    qid = db.execute("SELECT id FROM crawl_queries WHERE base_url='' AND api=? AND query=?",
+                     (URL_SITE, canon)).fetchone()["id"]
+    client = client_factory() if client_factory else httpx.Client(
+        headers={"User-Agent": USER_AGENT}, follow_redirects=False, timeout=timeout)
+    crawler = Crawler(store, site, client=client, min_interval=min_interval, timeout=timeout, attempts=attempts,
+                      backoff=backoff, page_size=1, fmt="json")
+    accepted = _accepted_images(db, qid)
+    bar = tqdm(total=len(urls), desc="fetch", unit="url", disable=not progress)
+    try:
+        for url in urls:
+            post = url_post(url, tags)
+            _count(crawler, crawler.process(post, qid, set()), post, accepted, bar)
+            bar.update(0)
+    finally:
+        bar.close()
+        client.close()
+    return {**crawler.stats, "bad_lines": len(bad), "total": len(accepted)}
