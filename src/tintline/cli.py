@@ -298,6 +298,18 @@ def cmd_debug_lr_find(a: argparse.Namespace) -> None:
           f"(report: {Path(a.out) / 'lr_find.html'})")
 
 
+def cmd_tune(a: argparse.Namespace) -> None:
+    from .tune import run_tune
+
+    summary = run_tune(a.dataset, a.study_dir, trials=a.trials, minutes=a.minutes_per_trial, storage=a.storage,
+                       space_path=a.space, resume=a.resume, config=a.config, overrides=a.set, coarse=a.coarse,
+                       max_steps=a.max_steps)
+    best = (f"best: trial {summary['best_trial']} at {summary['best_value']:.3f} dB -> "
+            f"{Path(a.study_dir) / 'best.yaml'}" if "best_trial" in summary else "no trial completed")
+    print(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed; {best}; "
+          f"report: {Path(a.study_dir) / 'report.html'}")
+
+
 def cmd_ensemble(a: argparse.Namespace) -> None:
     from .ensemble import average_weights
 
@@ -536,6 +548,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     s.set_defaults(func=cmd_debug_lr_find)
+
+    s = sub.add_parser("tune", help="random, coarse-to-fine hyperparameter search (Optuna) with pruning; resumable")
+    s.add_argument("dataset")
+    s.add_argument("study_dir", help="trials, report.html, best.yaml and (by default) the study database")
+    s.add_argument("--trials", type=int, required=True, help="finished trials to reach (complete or pruned)")
+    s.add_argument("--minutes-per-trial", type=float, required=True, help="training time of each trial")
+    s.add_argument("--storage", help="database URL shared by several workers (default sqlite:///STUDY_DIR/study.db)")
+    s.add_argument("--space", help="search space YAML: field: {low, high[, log, int]} or {choices: [...]}")
+    s.add_argument("--resume", action="store_true", help="continue the study in STUDY_DIR / --storage")
+    s.add_argument("--coarse", type=int, help="trials of the coarse random stage (default half of --trials)")
+    s.add_argument("--max-steps", type=int, default=0, help="also stop each trial after this many steps")
+    s.add_argument("--config", help="base YAML recipe (default: the built-in default recipe)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base recipe field")
+    s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("ensemble", help="average the weights of a run's last checkpoints (or of compatible models)")
     s.add_argument("models", nargs="+", metavar="MODEL_OR_RUN")

@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,8 @@ class Trainer:
         # EMA copy of G: smoother weights for validation and export (the method's "ensembles of checkpoints")
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False) if t.ema_decay > 0 else None
         self.probe = ActivationProbe(G)
+        # called with (step, validation metrics) after each validation during fit (rank 0)
+        self.on_validate: Callable[[int, dict[str, float]], None] | None = None
         self.best = math.inf  # best validation score so far (mean L1 with and without hints)
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
@@ -487,7 +490,10 @@ class Trainer:
                         if self.world > 1:
                             record["ddp/param_spread"] = self.param_spread()
                         if self.is_zero:
-                            record.update({k: round(v, 5) for k, v in self.validate().items()})
+                            val = self.validate()
+                            record.update({k: round(v, 5) for k, v in val.items()})
+                            if self.on_validate is not None:  # e.g. tune's pruning: may raise to stop the run
+                                self.on_validate(self.step, val)
                         self.fabric.barrier()
                     for k, v in record.items():
                         if k != "step":
