@@ -116,3 +116,25 @@ def test_output_ensemble_averages_outputs(tmp_path):
     rf, wh = load_colorizer("region-fill"), load_colorizer("white")
     expect = (rf.colorize_lines(line, hints).astype(float) + wh.colorize_lines(line, hints)) / 2
     assert np.abs(ens.colorize_lines(line, hints) - expect).max() <= 0.5 + 1e-9
+
+
+def test_check_gives_a_verdict_per_checklist_item(built_dataset, tmp_path, capsys):
+    from tintline.debug.check import check_pairs
+
+    assert main(["debug", "check", str(built_dataset), "region-fill", "-o", str(tmp_path / "c"),
+                 "--set", TINY[0]]) == 0
+    out = capsys.readouterr().out
+    for name in ("pairs", "line art", "hints", "augmentation", "gradient check", "initialisation", "discriminator",
+                 "model"):
+        assert name in out
+    assert "FAIL" not in out and (tmp_path / "c" / "augmentations.png").is_file()
+    # a data bug: line art shifted against its color image is caught
+    color = np.full((64, 64, 3), 255, np.uint8)
+    line = np.full((64, 64), 255, np.uint8)
+    for k in range(8, 56, 12):
+        color[:, k : k + 6] = (200, 30, 30)
+        line[:, k - 1 : k + 1] = 0
+        line[:, k + 5 : k + 7] = 0
+    shifted = np.roll(line, 3, axis=1)
+    assert check_pairs([(color, line)] * 10).verdict == "PASS"
+    assert check_pairs([(color, shifted)] * 10).verdict == "FAIL"

@@ -290,6 +290,19 @@ def cmd_debug_overfit(a: argparse.Namespace) -> None:
     print(f"ok: {res.diagnosis}")
 
 
+def cmd_debug_check(a: argparse.Namespace) -> None:
+    from .debug.check import run_checks
+
+    checks = run_checks(a.dataset, a.out, model=a.model, config=a.config, overrides=a.set)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        print(f"{c.verdict:5} {c.name:{width}}  {c.detail}")
+    print(f"report: {Path(a.out) / 'check.html'}")
+    failed = [c.name for c in checks if c.verdict == "FAIL"]
+    if failed:
+        raise UserError(f"check failed: {', '.join(failed)}")
+
+
 def cmd_debug_lr_find(a: argparse.Namespace) -> None:
     from .debug.lrfind import lr_find
 
@@ -539,6 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     s.set_defaults(func=cmd_debug_overfit)
+    s = dsub2.add_parser("check", help="data and model checklists (pairs, line art, hints, augmentation, gradients,"
+                                       " initialisation, discriminator, model) with a verdict each")
+    s.add_argument("dataset")
+    s.add_argument("model", nargs="?", metavar="RUN_DIR|MODEL", help="also check this model's outputs")
+    s.add_argument("-o", "--out", default="check", help="folder for check.html and augmentations.png")
+    s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    s.set_defaults(func=cmd_debug_check)
     s = dsub2.add_parser("lr-find", help="learning-rate range test: HTML plot and a suggested optim.lr_g / lr_d")
     s.add_argument("dataset")
     s.add_argument("-o", "--out", required=True, help="folder for lr_find.json and lr_find.html")
