@@ -1,6 +1,6 @@
 """Character mode on the Ren'Py demo sprites: reference matching alone, the network alone, and both, without hints.
 
-    python benchmarks/character.py [-o DIR] [--base MODEL]
+    python benchmarks/character.py [-o DIR] [--base MODEL] [--minutes M]
 
 Characters are made as ``tintline character REF.png`` makes them (:func:`tintline.character.model.make_character`:
 the sprite file composited on white, line art by the XDoG extractor): **Eileen** from "eileen happy" (targets
@@ -10,7 +10,10 @@ another pose, arms and body moved). Targets are the sprites as benchmarks/region
 (fixed parameters, below; ``alpha`` outlines the sprite's silhouette). No hints.
 
 Rows: ``match`` (``match:FILE``: the matching alone), ``network`` (``--base``, the shipped model by default, no
-references), ``combined`` (the character file). Scores, with the helpers of benchmarks/region_true.py:
+references), ``combined`` (the character file); with ``--minutes M`` also characters whose network was fine-tuned
+on the reference for M minutes (``tintline character --minutes M``): ``tuned-network`` (that network alone, as a
+plain model) and ``tuned`` (the fine-tuned character file: matching + the tuned network). Scores, with the
+helpers of benchmarks/region_true.py:
 
 * **region accuracy** (share of regions whose output median is within ΔE00 10 of the truth's): ``strict`` over
   the region-true issue's scored regions (4-connected, not touching the border, >= 48 px at 256 px; on the XDoG
@@ -42,7 +45,7 @@ from tintline.character.model import make_character
 from tintline.data.lineart import REFERENCE_XDOG, make_lineart
 from tintline.data.sources import RENPY_IMAGES
 from tintline.evaluate.region_metrics import Regions, scored_regions
-from tintline.inference import load_colorizer
+from tintline.inference import Colorizer, load_colorizer
 from tintline.monitor.images import tile
 from tintline.regions import segment
 
@@ -54,6 +57,7 @@ STYLES = {
     "alpha": {"width": 2, **REFERENCE_XDOG},
 }
 METHODS = ("match", "network", "combined")
+TUNED = ("tuned-network", "tuned")
 PICTURE_TARGETS = ("eileen concerned", "lucy mad")
 
 
@@ -99,14 +103,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--out", default="character-bench", type=Path)
     ap.add_argument("--base", default="default", help="the network (alone, and in the characters)")
+    ap.add_argument("--minutes", type=float, default=0.0, help="also fine-tuned characters (minutes each)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    files, make_s = {}, []
+    methods = METHODS + (TUNED if args.minutes > 0 else ())
+    files, tuned_files, make_s, tune_s = {}, {}, [], []
     for char, (ref, _) in CHARACTERS.items():
         t = time.perf_counter()
         files[char] = make_character([Path(RENPY_IMAGES) / f"{ref}.png"], args.out / f"{char}.safetensors",
                                      base=args.base, name=char)
         make_s.append(time.perf_counter() - t)
+        if args.minutes > 0:
+            t = time.perf_counter()
+            tuned_files[char] = make_character([Path(RENPY_IMAGES) / f"{ref}.png"],
+                                               args.out / f"{char}-tuned.safetensors", base=args.base, name=char,
+                                               minutes=args.minutes)
+            tune_s.append(time.perf_counter() - t)
     models, load_s = {}, []
     for char, f in files.items():
         t = time.perf_counter()
@@ -114,14 +126,17 @@ def main() -> None:
         load_s.append(time.perf_counter() - t)
         models[char] = {"match": load_colorizer(f"match:{f}"), "network": load_colorizer(args.base),
                         "combined": combined}
+        if char in tuned_files:
+            models[char]["tuned-network"] = Colorizer(tuned_files[char])  # the fine-tuned network as a plain model
+            models[char]["tuned"] = load_colorizer(tuned_files[char])
     rows: list[dict] = []
     pictures: dict[str, list[list[np.ndarray]]] = {s: [] for s in STYLES}
-    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
     for char, name, mirrored, style, color, line, bg in targets():
         strict = scored_regions(line, min_area(line.shape))
         closed = closed_regions(line, bg)
         preds = []
-        for method in METHODS:
+        for method in methods:
             t = time.perf_counter()
             pred = models[char][method].colorize_lines(line)
             seconds[method].append(time.perf_counter() - t)
@@ -135,11 +150,12 @@ def main() -> None:
         if name in PICTURE_TARGETS:
             pictures[style].append([np.repeat(line[..., None], 3, axis=2), *preds, color])
         print(f"  {name}{' mirrored' if mirrored else ''} {style}: " + ", ".join(
-            f"{r['method']} {r['closed_acc']:.2f}/{r['delta_e00']:.1f}" for r in rows[-3:]), file=sys.stderr)
+            f"{r['method']} {r['closed_acc']:.2f}/{r['delta_e00']:.1f}" for r in rows[-len(methods):]),
+            file=sys.stderr)
     for style, pic in pictures.items():
         Image.fromarray(tile(pic)).save(args.out / f"character_{style}.png")
     report = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows, "make_seconds": make_s,
-              "load_seconds": load_s,
+              "fine_tune_make_seconds": tune_s, "load_seconds": load_s,
               "colorize_seconds_median": {m: float(np.median(v)) for m, v in seconds.items()}}
     (args.out / "character.json").write_text(json.dumps(report, indent=1))
 
@@ -155,7 +171,7 @@ def main() -> None:
           "| targets | method | region acc (closed) | ΔE00 | region acc (strict) | strict regions scored |\n"
           "|---|---|---|---|---|---|")
     for gname, pred in groups.items():
-        for method in METHODS:
+        for method in methods:
             sel = [r for r in rows if pred(r) and r["method"] == method]
             n_strict = sum(r["strict_n"] for r in sel)
             de = float(np.mean([r["delta_e00"] for r in sel]))
@@ -164,11 +180,13 @@ def main() -> None:
     print("\nper line style (all targets, plain and mirrored):\n\n| style | method | region acc (closed) | ΔE00 |\n"
           "|---|---|---|---|")
     for style in STYLES:
-        for method in METHODS:
+        for method in methods:
             sel = [r for r in rows if r["style"] == style and r["method"] == method]
             print(f"| {style} | {method} | {mean(sel, 'closed_acc')} |"
                   f" {float(np.mean([r['delta_e00'] for r in sel])):.2f} |")
-    print(f"\nmaking a character: {max(make_s):.1f} s; loading it: {max(load_s):.1f} s; colorizing 512 px (median): "
+    tuned = f" ({max(tune_s):.0f} s with the fine-tune)" if tune_s else ""
+    print(f"\nmaking a character: {max(make_s):.1f} s{tuned}; loading it: {max(load_s):.1f} s; colorizing 512 px"
+          " (median): "
           + ", ".join(f"{m} {s:.2f} s" for m, s in report["colorize_seconds_median"].items()))
 
 
