@@ -19,7 +19,9 @@ SMALL_G = {
 SMALL_D = {"patchgan": {"base": 8, "n_layers": 2}}
 # further variants run through the same checks (name, arguments)
 VARIANTS_G = [("unet", {**SMALL_G["unet"], "blend": "multiply", "dropout": 0.5, "act": "prelu"}),
-              ("resunet", {**SMALL_G["resunet"], "blocks": 2, "blend": "multiply", "norm": "batch", "act": "leaky"})]
+              ("resunet", {**SMALL_G["resunet"], "blocks": 2, "blend": "multiply", "norm": "batch", "act": "leaky"}),
+              ("unet", {**SMALL_G["unet"], "classes": 6, "up": "resize"}),
+              ("resunet", {**SMALL_G["resunet"], "classes": 6})]
 VARIANTS_D = [("patchgan", {**SMALL_D["patchgan"], "spectral_norm": True}),
               ("patchgan", {**SMALL_D["patchgan"], "spectral_norm": True, "norm": "none", "n_layers": 3})]
 G_CASES = [(n, SMALL_G[n]) for n in GENERATORS.names()] + VARIANTS_G
@@ -48,7 +50,11 @@ def test_generator_shape_non_square(name, args, mode):
 def test_generator_every_parameter_gets_a_gradient(name, args):
     torch.manual_seed(0)
     g = create_generator(name, **args).train()
-    g(torch.randn(2, 5, H, W)).square().mean().backward()
+    if getattr(g, "classes", None) is not None:  # the color-class head: trained through its logits
+        y, logits = g(torch.randn(2, 5, H, W), classes=True)
+        (y.square().mean() + logits.square().mean()).backward()
+    else:
+        g(torch.randn(2, 5, H, W)).square().mean().backward()
     missing = [n for n, p in g.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing, f"parameters without gradient: {missing}"
 

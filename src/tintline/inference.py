@@ -37,7 +37,7 @@ DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of whi
 DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0: flat colors only)
 # an unhinted region takes its color-class choice when the class head gives it at least this chance of being
 # right (CIEDE2000 < 10); otherwise the regression's vote (calibrated on validation: benchmarks/classes.py)
-DEFAULT_CONFIDENCE = 0.5
+DEFAULT_CONFIDENCE = 0.0
 
 
 @dataclass
