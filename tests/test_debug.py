@@ -51,8 +51,10 @@ def test_overfit_refuses_more_images_than_the_dataset_has(built_dataset, tmp_pat
 def test_suggest_picks_the_steepest_descent_before_the_minimum():
     lrs = np.logspace(-6, 0, 61)
     x = np.log10(lrs)
-    loss = 2 - np.tanh(2 * (x + 3)) + np.where(x > -1, (x + 1) ** 2 * 20, 0)  # falls fastest at 1e-3, blows up at 0.1
-    assert suggest(lrs, loss) == pytest.approx(1e-3, rel=0.3)
+    loss = 2 - np.tanh(2 * (x + 2)) + np.where(x > -0.5, (x + 0.5) ** 2 * 20, 0)  # steepest at 1e-2, blows up > 0.3
+    noisy_start = loss + np.where(x < -5, 0.3 * np.sin(40 * x), 0)  # early noise must not win
+    assert suggest(lrs, loss) == pytest.approx(1e-2, rel=0.3)
+    assert suggest(lrs, noisy_start) == pytest.approx(1e-2, rel=0.3)
 
 
 def test_lr_find_writes_a_suggestion_inside_the_sweep(built_dataset, tmp_path):

@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", required=True, help="folder for lr_find.json and lr_find.html")
     s.add_argument("--start", type=float, default=1e-6)
     s.add_argument("--end", type=float, default=1.0)
-    s.add_argument("--steps", type=int, default=100)
+    s.add_argument("--steps", type=int, default=200)
     s.add_argument("--config", help="YAML recipe (default: the built-in default recipe)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     s.set_defaults(func=cmd_debug_lr_find)

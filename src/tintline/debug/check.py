@@ -33,7 +33,7 @@ from ..losses import region_class_loss, region_color_loss
 from ..monitor.html import figure, table, write_page
 from ..monitor.images import sample_grid
 from ..monitor.inspect import ActivationProbe
-from ..regions import line_width
+from ..regions import line_width, segment
 from .common import build, recipe, train_entries
 
 SAMPLES = 32  # pairs looked at by the data checks
@@ -51,7 +51,10 @@ def _shift_score(ink: np.ndarray, edges: np.ndarray, dy: int, dx: int) -> float:
 
 
 def check_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
-    misaligned, bad = 0, []
+    """Same sizes, and aligned: for each pair the ratio of the best overlap of the line art's ink with the color
+    image's edges at a 3-px shift to the overlap unshifted. Single pairs vary (a thick outline may overlap a strong
+    edge better a little off), so the verdict is on the median: above 1 the line art sits beside its drawing."""
+    ratios, bad = [], []
     for color, line in pairs:
         if color.shape[:2] != line.shape:
             bad.append(f"sizes {color.shape[:2]} vs {line.shape}")
@@ -63,13 +66,17 @@ def check_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
             continue
         here = _shift_score(ink, edges, 0, 0)
         best_shift = max(_shift_score(ink, edges, dy, dx) for dy in (-3, 0, 3) for dx in (-3, 0, 3) if dy or dx)
-        misaligned += best_shift > 1.05 * here
+        ratios.append(best_shift / max(here, 1e-9))
     if bad:
         return Check("pairs", "FAIL", f"{len(bad)} pairs differ in size ({bad[0]})")
-    if misaligned > len(pairs) // 10:
-        return Check("pairs", "FAIL", f"{misaligned}/{len(pairs)} pairs align better shifted by 3 px: line art and "
-                                      "color do not belong together")
-    return Check("pairs", "PASS", f"{len(pairs)} pairs: same size, aligned ({misaligned} doubtful)")
+    if not ratios:
+        return Check("pairs", "WARN", "no pair has both ink and color edges to compare")
+    med = float(np.median(ratios))
+    detail = (f"{len(pairs)} pairs of one size; ink on the color edges: a 3-px shift overlaps {med:.2f}x as well "
+              "(median)")
+    if med > 1.0:
+        return Check("pairs", "FAIL", detail + ": line art and color are misaligned or do not belong together")
+    return Check("pairs", "PASS" if np.mean(np.array(ratios) > 1.2) <= 0.25 else "WARN", detail)
 
 
 def check_lineart(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
@@ -82,16 +89,21 @@ def check_lineart(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
 
 
 def check_hints(ds: PairDataset, n: int) -> Check:
+    """Hint colors only under their marks; flooded colors only in regions (of the gap-closed segmentation the
+    encoding uses) that hold a mark."""
     leaks = 0
     for i in range(n):
         x = ds[i]["input"]  # (C, H, W): line, hint rgb (3), mask, [fill rgb (3), fill mask]
         mask = x[4] > 0.5
         leaks += int((x[1:4].abs().sum(0)[~mask] > 1e-6).any())
         if x.shape[0] >= 9:
-            filled = x[8] > 0.5
-            leaks += int((x[5:8].abs().sum(0)[~filled] > 1e-6).any())
-            if mask.any() and not filled[mask].all():
-                leaks += 1  # a mark whose region was not filled
+            filled = (x[8] > 0.5).numpy()
+            leaks += int((x[5:8].abs().sum(0)[~torch.from_numpy(filled)] > 1e-6).any())
+            line = ((x[0].numpy() + 1) * 127.5).round().astype(np.uint8)
+            labels = segment(line).labels  # the regions the encoding floods (what the dataset computed)
+            flooded = set(np.unique(labels[filled]).tolist())
+            marked = set(np.unique(labels[mask.numpy()]).tolist())
+            leaks += int(bool(flooded - marked))  # a region flooded without a mark in it
     if leaks:
         return Check("hints", "FAIL", f"{leaks} samples carry hint colors outside their marks or regions")
     return Check("hints", "PASS", f"{n} samples: hint colors only under their marks (and in their marks' regions)")

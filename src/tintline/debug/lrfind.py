@@ -2,11 +2,13 @@
 Training Neural Networks", 2017; the fastai learning-rate finder).
 
 A fresh generator of the recipe trains on the recipe's own batches (crops, flips, hints) while the learning rate
-grows exponentially from ``start`` to ``end`` over ``steps`` steps. The loss (the generator's total) is smoothed
-with an exponential moving average (bias-corrected); the sweep stops early once it exceeds 4x its minimum (the
-learning rate is past what the network tolerates). The suggestion is the learning rate where the smoothed loss
-falls fastest against log(lr) (steepest descent), taken before its minimum; ``optim.lr_d`` keeps the recipe's
-ratio to ``optim.lr_g``. Writes ``DIR/lr_find.json`` and ``DIR/lr_find.html`` (the curve with the suggestion).
+grows exponentially from ``start`` to ``end`` over ``steps`` steps. The batches are ``BATCHES`` fixed ones, taken in
+turn: on this task the loss of one batch differs from the next by half its value (hinted or not, busy or plain
+drawings), which would drown the learning rate's effect. The loss (the generator's total) is smoothed with an
+exponential moving average (bias-corrected); the sweep stops early once it exceeds 4x its minimum (the learning
+rate is past what the network tolerates). The suggestion is the learning rate where the smoothed loss falls
+fastest against log(lr) (steepest descent) within the two decades before its minimum; ``optim.lr_d`` keeps the
+recipe's ratio to ``optim.lr_g``. Writes ``DIR/lr_find.json`` and ``DIR/lr_find.html`` (the curve with the suggestion).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ..errors import UserError
 from ..monitor.html import esc, line_plot, write_page
 from .common import build, recipe, train_entries
 
-SMOOTH = 0.9  # EMA factor of the loss
+SMOOTH = 0.95  # EMA factor of the loss
+BATCHES = 4  # fixed batches the sweep cycles through
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 
 
@@ -41,10 +44,10 @@ class LrFindResult:
 
 
 def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> float:
-    """The learning rate of the steepest descent of ``smoothed`` against log10(lr), before its minimum (the first
-    10 % of the sweep is skipped: the average is still settling)."""
+    """The learning rate of the steepest descent of ``smoothed`` against log10(lr), within the two decades before
+    its minimum (and never in the first 10 % of the sweep: the average is still settling)."""
     stop = int(np.argmin(smoothed)) + 1
-    skip = max(1, len(lrs) // 10)
+    skip = max(1, len(lrs) // 10, int(np.searchsorted(lrs, lrs[stop - 1] / 100)))
     if stop - skip < 3:
         return float(lrs[max(0, stop - 1)] / 10)
     x = np.log10(lrs[skip:stop])
@@ -52,7 +55,7 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> float:
     return float(lrs[skip + int(np.argmin(slope))])
 
 
-def lr_find(dataset: str | Path, out_dir: str | Path, start: float = 1e-6, end: float = 1.0, steps: int = 100,
+def lr_find(dataset: str | Path, out_dir: str | Path, start: float = 1e-6, end: float = 1.0, steps: int = 200,
             config: str | Path | None = None, overrides: list[str] | None = None, progress: bool = True,
             seed: int = 0) -> LrFindResult:
     if not 0 < start < end:
@@ -75,13 +78,13 @@ def lr_find(dataset: str | Path, out_dir: str | Path, start: float = 1e-6, end: 
     factor = (end / start) ** (1 / (steps - 1))
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, False
-    batches = iter(loader)
+    fixed = [b for _, b in zip(range(BATCHES), loader, strict=False)]
     bar = tqdm(total=steps, desc="lr-find", unit="step", disable=not progress, dynamic_ncols=True)
     for i in range(steps):
         lr = start * factor**i
         for group in opt.param_groups:
             group["lr"] = lr
-        batch = next(batches)
+        batch = fixed[i % len(fixed)]
         fake = objective.generate(batch)
         loss, _ = objective.g_step(batch, fake)
         opt.zero_grad(set_to_none=True)
