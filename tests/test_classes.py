@@ -133,3 +133,23 @@ def test_a_head_with_an_unfitted_palette_is_ignored(tmp_path):
     assert c.palette is None
     _, line = _pair([(0, 0, 0)], size=128)
     assert c.colorize_lines(line).shape == (128, 128, 3)
+
+
+def test_colorize_confidence_option(tmp_path, capsys):
+    from tintline.cli import main
+
+    green = (87.7, -86.2, 83.2)
+    model = _model_with_palette(tmp_path, green)
+    _, line = _pair([(0, 0, 0), (0, 0, 0)], size=128)
+    from PIL import Image
+
+    Image.fromarray(line).save(tmp_path / "in.png")
+    outs = {}
+    for c in ("0", "2"):
+        assert main(["colorize", str(model), str(tmp_path / "in.png"), "-o", str(tmp_path / c), "--confidence", c]) == 0
+        outs[c] = np.asarray(Image.open(tmp_path / c / "in.png").convert("RGB"))
+    assert outs["0"][60, 95, 1] > 240 and outs["0"][60, 95, 0] < 30  # the head's color
+    assert not np.array_equal(outs["0"], outs["2"])
+    bad = ["colorize", str(model), str(tmp_path / "in.png"), "-o", str(tmp_path / "x"), "--confidence", "-1"]
+    assert main(bad) != 0
+    assert "--confidence" in capsys.readouterr().err

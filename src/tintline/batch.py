@@ -170,7 +170,7 @@ def _save_png(img: Image.Image, dst: Path) -> None:
 def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hints: dict | None = None,
                    device: str = "cpu", soft_hints: bool = False, gap: int | None = None,
                    progress: bool = True, colorizer: object | None = None,
-                   settings_extra: dict | None = None) -> list[Path]:
+                   settings_extra: dict | None = None, confidence: float | None = None) -> list[Path]:
     """Colorize folders and archives (see the module docstring); returns the written files (PNG pages of folders,
     one .cbz per archive), in input order. ``hints``: validated hints for pages without a sidecar."""
     from .inference import Colorizer, load_colorizer
@@ -188,8 +188,11 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     colorizer = colorizer or load_colorizer(model, device=device)
     if gap is not None and isinstance(colorizer, Colorizer):
         colorizer.gap = gap
+    if confidence is not None and isinstance(colorizer, Colorizer):
+        colorizer.confidence = confidence
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = BatchState(out_dir, _settings_key(model, soft=soft_hints, gap=gap, hints=hints, **(settings_extra or {})))
+    state = BatchState(out_dir, _settings_key(model, soft=soft_hints, gap=gap, hints=hints, confidence=confidence,
+                                              **(settings_extra or {})))
     total = sum(len(pages) for _, pages in jobs)
     bar = tqdm(total=total, unit="page", desc="colorize", disable=not progress, dynamic_ncols=True)
     written: list[Path] = []

@@ -263,7 +263,7 @@ def layer_paths(png: Path) -> dict[str, Path]:
 
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu", soft_hints: bool = False, layers: bool = False,
-                   gap: int | None = None) -> list[Path]:
+                   gap: int | None = None, confidence: float | None = None) -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
     of the inputs' size) applies to every input.
 
@@ -273,7 +273,7 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     opacity) and ``<stem>_lines.png`` (gray, 255 = no change); ``<stem>.png`` is then exactly the .ora's
     composite. Outputs without layers (baselines, ``soft_hints``) have the whole image in the flat layer and blank
     shading and lines. ``gap``: the gap-closing width in pixels for a network model (None: the measured line
-    width; 0: none)."""
+    width; 0: none). ``confidence``: see :class:`Colorizer` (None: its default)."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -286,6 +286,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     colorizer = load_colorizer(model, device=device)
     if gap is not None and isinstance(colorizer, Colorizer):
         colorizer.gap = gap
+    if confidence is not None and isinstance(colorizer, Colorizer):
+        colorizer.confidence = confidence
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken: set[Path] = set()  # every file written so far, layers included
