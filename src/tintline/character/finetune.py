@@ -127,8 +127,7 @@ def fine_tune(net: torch.nn.Module, refs: Sequence[tuple[np.ndarray, np.ndarray 
     ``max_steps`` steps when > 0). refs: [(color (H, W, 3) uint8 on white, user line art (H, W) uint8 or None)].
     Returns a summary for the character file's metadata: steps, seconds, first and last loss (mean of 20 steps)."""
     aug = aug or Augment()
-    if net.training is False:
-        net.train()
+    net.train()
     input_channels(encoding)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
