@@ -36,7 +36,7 @@ SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
 DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
 DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0: flat colors only)
 # an unhinted region takes its color-class choice when the class head gives it at least this chance of being
-# right (CIEDE2000 < 10); otherwise the regression's vote (calibrated on validation: benchmarks/classes.py)
+# right (CIEDE2000 < 10); otherwise the regression's vote (calibrated on validation: benchmarks/shading.py)
 DEFAULT_CONFIDENCE = 0.0
 
 

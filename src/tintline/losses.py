@@ -149,6 +149,22 @@ class LabL1Loss(nn.Module):
         return F.l1_loss(srgb_to_lab((pred + 1) / 2), srgb_to_lab((target + 1) / 2))
 
 
+def region_means(values: torch.Tensor, labels: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """values (B, C, H, W), labels (B, H, W) int64 in 0..n-1 -> (per-region means (B*n, C), pixels per region
+    (B*n,)), region r of image i at row i*n + r. Empty regions have mean 0."""
+    b, c = values.shape[:2]
+    ids = (labels + torch.arange(b, device=labels.device).view(b, 1, 1) * n).reshape(-1)  # (B*H*W,) global ids
+    counts = torch.bincount(ids, minlength=b * n).to(values.dtype)
+    flat = values.permute(0, 2, 3, 1).reshape(-1, c)
+    sums = flat.new_zeros(b * n, c).index_add_(0, ids, flat)
+    return sums / counts.clamp_min(1)[:, None], counts
+
+
+def _counted(counts: torch.Tensor, n: int) -> torch.Tensor:
+    """(B*n,) pixel counts -> regions that count: non-empty and not label 0 (ink)."""
+    return (counts > 0) & (torch.arange(len(counts), device=counts.device) % n != 0)
+
+
 def region_color_loss(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Region-pooled color loss: mean CIELAB L1 between each region's mean predicted and mean true color.
 
@@ -157,21 +173,13 @@ def region_color_loss(pred: torch.Tensor, target: torch.Tensor, labels: torch.Te
     only the region's mean is asked for, so the network is free to shade inside it. Returns a scalar (0 with no
     region).
     """
-    b, _, h, w = pred.shape
     n = int(labels.max().item()) + 1
-    ids = (labels + torch.arange(b, device=labels.device).view(b, 1, 1) * n).reshape(-1)  # (B*H*W,) global ids
-    counts = torch.bincount(ids, minlength=b * n).to(pred.dtype)  # (B*n,)
-
-    def means(img: torch.Tensor) -> torch.Tensor:
-        flat = img.permute(0, 2, 3, 1).reshape(-1, 3)  # (B*H*W, 3)
-        sums = flat.new_zeros(b * n, 3).index_add_(0, ids, flat)
-        return sums / counts.clamp_min(1)[:, None]  # (B*n, 3)
-
-    keep = (counts > 0) & (torch.arange(b * n, device=labels.device) % n != 0)
+    mp, counts = region_means(pred, labels, n)
+    mt, _ = region_means(target, labels, n)
+    keep = _counted(counts, n)
     if not keep.any():
         return pred.sum() * 0
-    mp, mt = means(pred)[keep], means(target)[keep]  # (R, 3)
-    lab = srgb_to_lab(((torch.stack([mp, mt]) + 1) / 2)[..., None, None])  # (2, R, 3, 1, 1)
+    lab = srgb_to_lab(((torch.stack([mp[keep], mt[keep]]) + 1) / 2)[..., None, None])  # (2, R, 3, 1, 1)
     return (lab[0] - lab[1]).abs().mean()
 
 
@@ -191,21 +199,13 @@ def region_class_loss(logits: torch.Tensor, target: torch.Tensor, labels: torch.
     pixels, the logits over its pixels on the logits' grid (the labels sampled at stride s); a region that no grid
     point hits does not count. Every region weighs the same. Returns a scalar (0 with no region).
     """
-    b, k, h, w = logits.shape
-    big_h, big_w = labels.shape[-2:]
-    sy, sx = big_h // h, big_w // w
+    k, h, w = logits.shape[1:]
+    sy, sx = labels.shape[-2] // h, labels.shape[-1] // w
     n = int(labels.max().item()) + 1
-    offsets = torch.arange(b, device=labels.device).view(b, 1, 1) * n
-    ids = (labels + offsets).reshape(-1)  # (B*H*W,) global region ids
-    counts = torch.bincount(ids, minlength=b * n).to(target.dtype)
-    flat = target.permute(0, 2, 3, 1).reshape(-1, 3)
-    true_mean = flat.new_zeros(b * n, 3).index_add_(0, ids, flat) / counts.clamp_min(1)[:, None]  # (B*n, 3)
+    true_mean, counts = region_means(target, labels, n)  # (B*n, 3) over all the region's pixels
     small = labels[:, sy // 2 :: sy, sx // 2 :: sx][:, :h, :w]  # (B, h, w): the label at each logit's centre
-    sid = (small + offsets).reshape(-1)
-    s_counts = torch.bincount(sid, minlength=b * n).to(logits.dtype)
-    lflat = logits.permute(0, 2, 3, 1).reshape(-1, k)
-    pooled = lflat.new_zeros(b * n, k).index_add_(0, sid, lflat) / s_counts.clamp_min(1)[:, None]  # (B*n, K)
-    keep = (counts > 0) & (s_counts > 0) & (torch.arange(b * n, device=labels.device) % n != 0)
+    pooled, s_counts = region_means(logits, small, n)  # (B*n, K) mean logits over the region's grid points
+    keep = _counted(counts, n) & (s_counts > 0)
     if not keep.any():
         return logits.sum() * 0
     with torch.no_grad():
