@@ -384,7 +384,8 @@ def test_kill_during_parallel_build_with_pairs_balance_and_styles(tmp_path):
     import time
 
     lines, colors = tmp_path / "lines", tmp_path / "colors"
-    for i in range(90):
+    total = 150  # the build commits every 64 images: a kill after the first commit still leaves 22+ to do
+    for i in range(total):
         tag = ("cats", "dogs", "birds")[i % 3]
         rgb = cartoon(3000 + i, 160, 160)
         write(colors / tag / f"c{i}.png", png_bytes(on_transparent(rgb) if i % 2 else rgb))
@@ -406,12 +407,12 @@ def test_kill_during_parallel_build_with_pairs_balance_and_styles(tmp_path):
         workers |= _pool_workers(proc.pid)
         with Store.open(dsets[1]) as store:
             analyzed = store.db.execute("SELECT COUNT(*) FROM images WHERE analyzed=1").fetchone()[0]
-        if analyzed >= 64:
+        if analyzed > 0:  # the first commit landed: kill now, mid-build
             break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(workers) >= 2, "the build did not run its process pool"
-    assert 0 < analyzed < 90, f"the kill should land mid-build (analyzed {analyzed})"
+    assert 0 < analyzed < total, f"the kill should land mid-build (analyzed {analyzed})"
     deadline = time.time() + 10
     while time.time() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.05)
@@ -422,11 +423,11 @@ def test_kill_during_parallel_build_with_pairs_balance_and_styles(tmp_path):
          " FROM images ORDER BY sha256")
     with Store.open(dsets[0]) as a, Store.open(dsets[1]) as b:
         assert [tuple(r) for r in a.db.execute(q)] == [tuple(r) for r in b.db.execute(q)]
-        assert b.db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 90
+        assert b.db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == total
         styles = {json.loads(r[0])["style"] for r in b.db.execute("SELECT line_params FROM images"
                                                                   " WHERE status='accepted'")}
         assert {"given", "xdog", "alpha"} <= styles
-        assert b.counts()["accepted"] == 60 and b.reason_counts()["balance-cap"] >= 25  # 20 per tag kept
+        assert b.counts()["accepted"] == 60 and b.reason_counts()["balance-cap"] >= 70  # 20 per tag kept
         for split in ("train", "val", "test"):  # the pool's pair files are the one process's, byte for byte
             for ea, eb in zip(a.entries(split), b.entries(split), strict=True):
                 assert ea.color_path.read_bytes() == eb.color_path.read_bytes()

@@ -566,3 +566,21 @@ def test_init_from_the_shipped_model(built_dataset, tmp_path):
     # (the palette fitted to this dataset: white first)
     palette = load_file(str(run / "model.safetensors"))["classes.palette"]
     assert palette.shape == (128, 3) and palette[0].tolist() == [100.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear"])
+def test_learning_rate_decays_over_the_step_budget(decay, built_dataset, tmp_path):
+    """optim.decay lowers the logged Adam rate step by step from lr_g to min_lr_scale * lr_g (by steps when the run
+    has max_steps); the constant default keeps it."""
+    from tintline.train.trainer import lr_factor
+
+    assert lr_factor(decay, 0.1, 0.0) == 1.0 and lr_factor(decay, 0.1, 1.0) == pytest.approx(0.1)
+    assert lr_factor(decay, 0.1, 0.5) == pytest.approx(0.55) and lr_factor("constant", 0.1, 0.7) == 1.0
+    run = tmp_path / decay
+    assert _train(built_dataset, run, "--config", "configs/l1.yaml", "--max-steps", "4", "--set",
+                  f"optim.decay={decay}", "--set", "optim.min_lr_scale=0.1", "--set", "optim.lr_g=0.001") == 0
+    lrs = {r["step"]: r["lr/g0"] for r in _records(run) if "lr/g0" in r}
+    assert sorted(lrs) == [1, 2, 3, 4]
+    for step, lr in lrs.items():  # the rate used by step s was set at progress (s - 1) / 4
+        assert lr == pytest.approx(0.001 * lr_factor(decay, 0.1, (step - 1) / 4), abs=1e-6)  # logged to 6 places
+    assert lrs[1] > lrs[2] > lrs[3] > lrs[4]

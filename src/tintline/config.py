@@ -249,6 +249,10 @@ class OptimConfig(_Strict):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     grad_clip: float = Field(0.0, ge=0, description="Clip the global gradient norm to this; 0 disables.")
+    decay: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="Learning-rate schedule over the run (by steps with max_steps, else by time): "
+        "constant, or a cosine / linear fall from the full rate to min_lr_scale of it at the end.")
+    min_lr_scale: float = Field(0.1, ge=0, le=1, description="With decay: the rates' final fraction.")
 
 
 class HintConfig(_Strict):

@@ -65,6 +65,17 @@ from ..regions.palette import fit_palette
 PALETTE_IMAGES = 1000  # training pairs whose region colors fit the color-class palette (about 10 s)
 
 
+
+def lr_factor(decay: str, min_scale: float, progress: float) -> float:
+    """The learning rates' multiplier at ``progress`` (0 at the start, 1 at the end of the budget) under
+    ``optim.decay``: 1 throughout for "constant"; a cosine or straight fall from 1 to ``min_scale``."""
+    p = min(max(progress, 0.0), 1.0)
+    if decay == "cosine":
+        return min_scale + (1 - min_scale) * 0.5 * (1 + math.cos(math.pi * p))
+    if decay == "linear":
+        return 1 - (1 - min_scale) * p
+    return 1.0
+
 class TrainingError(UserError):
     """Training cannot go on (e.g. a NaN); a checkpoint has been saved when possible."""
 
@@ -191,6 +202,8 @@ class Trainer:
             opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d * lr_scale, betas=(o.beta1, o.beta2))
             self.D, self.opt_d = self.fabric.setup(D, opt_d)
         self.opt_g_raw, self.opt_d_raw = opt_g, (opt_d if D is not None else None)
+        # each param group's starting rate: optim.decay scales these by lr_factor(progress) every step
+        self.base_lrs = [[g["lr"] for g in o_.param_groups] for o_ in (opt_g, self.opt_d_raw) if o_ is not None]
         head = getattr(G, "classes", None)
         self.objective = Pix2PixObjective(self.G, self.D, cfg.loss, plain_discriminator=D,
                                           palette=head.palette if isinstance(head, torch.nn.Module) else None)
@@ -421,6 +434,12 @@ class Trainer:
         logs.update(lg)
         return logs
 
+    def _set_lr(self, factor: float) -> None:
+        for opt, bases in zip((o for o in (self.opt_g_raw, self.opt_d_raw) if o is not None), self.base_lrs,
+                              strict=True):
+            for group, base in zip(opt.param_groups, bases, strict=True):
+                group["lr"] = base * factor
+
     def param_spread(self) -> float:
         """Largest difference between the ranks' sums of G's weights (0.0: in sync); every rank must call it."""
         total = torch.stack([p.detach().double().sum() for p in self.G_raw.parameters()]).sum().reshape(1)
@@ -464,6 +483,7 @@ class Trainer:
                 progress = self.step / t.max_steps if t.max_steps else now / budget
                 d0, d1 = self.cfg.hints.drop
                 self.train_set.drop = d0 + (d1 - d0) * min(1.0, progress)
+                self._set_lr(lr_factor(self.cfg.optim.decay, self.cfg.optim.min_lr_scale, progress))
                 batch = next(batches)
                 inspect = bool(t.inspect_every) and (self.step + 1) % t.inspect_every == 0
                 logs = self.train_step(batch, inspect=inspect)
