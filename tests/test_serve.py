@@ -145,6 +145,20 @@ def test_point_hint_fills_the_closed_region_and_nothing_else(client):
     assert (out[outside_mask()] == 255).all()
 
 
+def test_the_answer_says_what_kind_of_input_was_read(client):
+    """X-Tintline-Input: line art reads as lines; the same drawing with a gray fill as a gray page, whose
+    lightness the answer keeps (the white baseline then gives the page back)."""
+    r = colorize(client, png(line_art()))
+    assert r.status_code == 200 and r.headers["x-tintline-input"] == "lines"
+    page = line_art()
+    t, left, b, right = BOX
+    page[t + 6 : b - 5, left + 6 : right - 5] = 150  # a flat mid-gray fill inside the outline
+    r = colorize(client, png(page), model="white")
+    assert r.status_code == 200 and r.headers["x-tintline-input"] == "gray"
+    out = decode(r.content)
+    assert abs(int(out[(t + b) // 2, (left + right) // 2, 0]) - 150) <= 2
+
+
 def test_stroke_hint_and_no_hints(client):
     hints = {"strokes": [{"points": [[60, 50], [140, 70]], "color": "#ff8800", "width": 3}]}
     out = decode(colorize(client, png(line_art()), hints=json.dumps(hints)).content)

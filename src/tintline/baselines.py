@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .data.hints import render_hints
-from .data.lineart import normalize_input
+from .data.manga import colorize_page
 from .models.registry import Registry
 from .regions import region_fill
 
@@ -18,12 +18,13 @@ from .regions import region_fill
 class Baseline:
     name = "baseline"
     meta: dict = {}
+    keep_shading: bool | None = None  # gray pages: keep their lightness (None: on for gray / screentone / color)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def colorize_image(self, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
-        return self.colorize_lines(normalize_input(img), hints)
+        return colorize_page(self, img, hints)[0]
 
 
 BASELINES: Registry = Registry("baseline")

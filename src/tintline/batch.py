@@ -170,7 +170,8 @@ def _save_png(img: Image.Image, dst: Path) -> None:
 def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hints: dict | None = None,
                    device: str = "cpu", soft_hints: bool = False, gap: int | None = None,
                    progress: bool = True, colorizer: object | None = None,
-                   settings_extra: dict | None = None, confidence: float | None = None) -> list[Path]:
+                   settings_extra: dict | None = None, confidence: float | None = None,
+                   keep_shading: bool | None = None) -> list[Path]:
     """Colorize folders and archives (see the module docstring); returns the written files (PNG pages of folders,
     one .cbz per archive), in input order. ``hints``: validated hints for pages without a sidecar."""
     from .inference import Colorizer, load_colorizer
@@ -190,9 +191,13 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         colorizer.gap = gap
     if confidence is not None and isinstance(colorizer, Colorizer):
         colorizer.confidence = confidence
+    extra = dict(settings_extra or {})
+    if keep_shading is not None and hasattr(colorizer, "keep_shading"):
+        colorizer.keep_shading = keep_shading  # type: ignore[attr-defined]
+        extra["keep_shading"] = keep_shading  # only when set: a resumed batch from before the flag keeps its key
     out_dir.mkdir(parents=True, exist_ok=True)
     state = BatchState(out_dir, _settings_key(model, soft=soft_hints, gap=gap, hints=hints, confidence=confidence,
-                                              **(settings_extra or {})))
+                                              **extra))
     total = sum(len(pages) for _, pages in jobs)
     bar = tqdm(total=total, unit="page", desc="colorize", disable=not progress, dynamic_ncols=True)
     written: list[Path] = []

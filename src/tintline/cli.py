@@ -214,10 +214,11 @@ def cmd_colorize(a: argparse.Namespace) -> None:
         raise UserError(f"--confidence must be 0 or more, got {a.confidence}")
     written = colorize_files(model, files, Path(a.out), hints_path=a.hints, device=a.device,
                              soft_hints=a.soft_hints, layers=a.layers, gap=a.gap,
-                             confidence=a.confidence) if files else []
+                             confidence=a.confidence, keep_shading=a.keep_shading) if files else []
     if batch:
         written += colorize_batch(model, batch, Path(a.out), hints=load_hints(a.hints) if a.hints else None,
-                                  device=a.device, soft_hints=a.soft_hints, gap=a.gap, confidence=a.confidence)
+                                  device=a.device, soft_hints=a.soft_hints, gap=a.gap, confidence=a.confidence,
+                                  keep_shading=a.keep_shading)
     for p in written:
         print(p)
         if a.layers:
@@ -243,7 +244,8 @@ def cmd_eval(a: argparse.Namespace) -> None:
         if model is None:
             raise UserError("--compare B needs a MODEL to compare with")
     if a.write_inputs:
-        n = write_inputs(Path(dataset), Path(a.write_inputs), split=a.split, limit=a.limit, gaps=a.gaps)
+        n = write_inputs(Path(dataset), Path(a.write_inputs), split=a.split, limit=a.limit, gaps=a.gaps,
+                         input_kind=a.input)
         print(f"wrote {n} line-art inputs to {a.write_inputs}; score another tool's outputs with --predictions")
         return
     if not a.out:
@@ -255,7 +257,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
     report = evaluate(model, Path(dataset), Path(a.out), split=a.split, limit=a.limit, device=a.device,
                       baselines=tuple(a.baseline or ()), hint_curve=a.hint_curve, gaps=a.gaps,
                       predictions=Path(a.predictions) if a.predictions else None, compare=compare,
-                      protocols=a.hints)
+                      protocols=a.hints, input_kind=a.input)
     print(f"report: {report}")
 
 
@@ -482,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an unhinted region takes the model's most likely color when it is at least this likely to"
                         " be right (default 0: always); above 1: never, the network's mean color instead (hedged"
                         " pale colors, lower ΔE00, fewer regions exactly right)")
+    s.add_argument("--keep-shading", action=argparse.BooleanOptionalAction, default=None,
+                   help="a gray or screentoned manga page (or a color image) keeps its own lightness and the model"
+                        " chooses only the colors over it (default: on for such pages; line art has no shading)")
     s.add_argument("--layers", action="store_true",
                    help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
                         " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")
@@ -505,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hint-curve", action="store_true",
                    help="simulated hints at 0, 1, 2, 4, 8, 16 and 32 marks (slower)")
     s.add_argument("--gaps", action="store_true", help="erase short random segments of the lines first")
+    s.add_argument("--input", choices=("lines", "manga"), default="lines",
+                   help="what the colorizers get: the pairs' line art (default), or each test image as a gray or"
+                        " screentoned manga page, read as a user's page is (detected, descreened, shading kept)")
     s.add_argument("--predictions", metavar="PRED_DIR", help="score another tool's images, named <key>.png")
     s.add_argument("--write-inputs", metavar="DIR", help="write the split's line art as <key>.png and stop")
     s.add_argument("--compare", nargs="+", metavar="MODEL",

@@ -115,9 +115,10 @@ class DataConfig(_Strict):
     )
     line_styles: dict[str, float] = Field(
         default_factory=lambda: {"xdog": 0.4, "adaptive": 0.2, "edges": 0.2, "alpha": 0.2},
-        description="Share of training pairs per line-art extractor (xdog, adaptive, edges, alpha); alpha applies "
-        "only to sources with transparency, its share goes to the others elsewhere. Merged into the defaults: set a "
-        "style to 0 to turn it off.",
+        description="Share of training pairs per line-art extractor (xdog, adaptive, edges, alpha, manga); alpha "
+        "applies only to sources with transparency, its share goes to the others elsewhere; manga (gray or "
+        "screentoned pages, off by default) makes the input a manga page instead of line art. Merged into the "
+        "defaults: set a style to 0 to turn it off.",
     )
     seed: int = Field(0, description="Seed for split assignment and per-sample line-art styles and parameters.")
     workers: int = Field(0, ge=0, description="Processes for decoding and line art; 0 means one per CPU core.")
@@ -127,7 +128,7 @@ class DataConfig(_Strict):
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {self.split}")
         # the registries live in data/lineart.py and data/clean.py (no cv2 here); tests check these names match them
-        styles = ("xdog", "adaptive", "edges", "alpha")
+        styles = ("xdog", "adaptive", "edges", "alpha", "manga")
         filters = ("too-small", "blank", "aspect", "subject-too-small", "placeholder", "no-color", "text", "entangled",
                    "classifier")
         unknown = sorted(set(self.line_styles) - set(styles))

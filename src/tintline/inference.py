@@ -19,13 +19,14 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from .baselines import BASELINES, Baseline
 from .checkpoint import SHIPPED_MODEL, load_generator
 from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
-from .data.lineart import normalize_input
+from .data.manga import colorize_page, page_kind, read_page
 from .models.generator import multiply_blend
 from .regions import Segmentation, segment
 from .regions.ora import write_ora
@@ -101,6 +102,8 @@ class Colorizer:
         # it (a pale pink on the 4096-px benchmark page); a hint in the background still colors it
         self.paper_background = paper_background
         self.gap: int | None = None  # gap closing in input pixels (None: the measured line width; 0: none)
+        # gray / screentoned / color pages: keep their own lightness, the colors over it (None: on for those kinds)
+        self.keep_shading: bool | None = None
         # color classes (a generator with a color-class head): used for unhinted regions at this confidence or
         # more; above 1: never (the regression's vote alone)
         self.confidence = confidence
@@ -199,7 +202,9 @@ class Colorizer:
         return np.ascontiguousarray(y)
 
     def colorize_image(self, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
-        return self.colorize_lines(normalize_input(img), hints, soft_hints=soft_hints)
+        """Any user image: line art, pencil, a gray or screentoned page, a color image (:mod:`tintline.data.manga`;
+        shaded pages keep their own lightness unless ``keep_shading`` is False)."""
+        return colorize_page(self, img, hints, soft_hints=soft_hints)[0]
 
 
 def default_model() -> Path | None:
@@ -250,7 +255,12 @@ def colorize_to_layers(colorizer: object, img: Image.Image, hints: dict | None =
     soft = bool(getattr(colorizer, "soft_hints", False)) if soft_hints is None else soft_hints
     layered = getattr(colorizer, "colorize_layers", None)
     if not soft and callable(layered):
-        return layered(normalize_input(img), hints)
+        page = read_page(img)
+        lay = layered(page.line, hints)
+        keep = getattr(colorizer, "keep_shading", None)
+        if page.tone is None or keep is False:
+            return lay
+        return image_layers(page.finish(lay.compose(), keep))  # the page's own shading: one flat layer
     kw = {} if soft_hints is None else {"soft_hints": soft_hints}
     return image_layers(np.asarray(colorizer.colorize_image(img, hints, **kw)))  # type: ignore[attr-defined]
 
@@ -263,7 +273,8 @@ def layer_paths(png: Path) -> dict[str, Path]:
 
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu", soft_hints: bool = False, layers: bool = False,
-                   gap: int | None = None, confidence: float | None = None) -> list[Path]:
+                   gap: int | None = None, confidence: float | None = None,
+                   keep_shading: bool | None = None) -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
     of the inputs' size) applies to every input.
 
@@ -273,7 +284,9 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     opacity) and ``<stem>_lines.png`` (gray, 255 = no change); ``<stem>.png`` is then exactly the .ora's
     composite. Outputs without layers (baselines, ``soft_hints``) have the whole image in the flat layer and blank
     shading and lines. ``gap``: the gap-closing width in pixels for a network model (None: the measured line
-    width; 0: none). ``confidence``: see :class:`Colorizer` (None: its default)."""
+    width; 0: none). ``confidence``: see :class:`Colorizer` (None: its default). ``keep_shading``: a gray,
+    screentoned or color page keeps its own lightness (None: yes for those; the PNG's ``tintline:input`` text says
+    what kind of input was read)."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -288,6 +301,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         colorizer.gap = gap
     if confidence is not None and isinstance(colorizer, Colorizer):
         colorizer.confidence = confidence
+    if keep_shading is not None and hasattr(colorizer, "keep_shading"):
+        colorizer.keep_shading = keep_shading
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken: set[Path] = set()  # every file written so far, layers included
@@ -302,11 +317,18 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         siblings = set(layer_paths(out).values()) if layers else set()
         if out in taken or siblings & taken:  # two inputs with the same name from different folders (or a_flat.png)
             out = out_dir / f"{Path(name).stem}_{len(written)}.png"
-        if not layers:
-            Image.fromarray(colorizer.colorize_image(img, hints, soft_hints=soft_hints)).save(out)
+        info = PngInfo()  # the PNG says what came in: lines, pencil, gray, screentone or color
+        if not layers and callable(getattr(colorizer, "colorize_lines", None)):
+            rgb, page = colorize_page(colorizer, img, hints, soft_hints=soft_hints)
+            info.add_text("tintline:input", page.kind)
+            Image.fromarray(rgb).save(out, pnginfo=info)
+        elif not layers:
+            info.add_text("tintline:input", page_kind(img))
+            Image.fromarray(colorizer.colorize_image(img, hints, soft_hints=soft_hints)).save(out, pnginfo=info)
         else:
             lay = colorize_to_layers(colorizer, img, hints, soft_hints=soft_hints)
-            Image.fromarray(lay.compose()).save(out)
+            info.add_text("tintline:input", page_kind(img))
+            Image.fromarray(lay.compose()).save(out, pnginfo=info)
             extra = layer_paths(out)
             write_ora(extra["ora"], lay, title=out.stem)
             Image.fromarray(lay.flat).save(extra["flat"])

@@ -266,6 +266,17 @@ def region_dots(color: np.ndarray, labels: np.ndarray, n: int, min_area: int = 4
     return out
 
 
+def scale_hints(hints: dict, scale: float) -> dict:
+    """Validated hints for an image ``scale`` times the size: positions (pixel centres), radii and widths."""
+    def pos(v: float) -> float:
+        return v * scale + (scale - 1) / 2
+
+    return {"points": [{**p, "x": pos(p["x"]), "y": pos(p["y"]), "radius": p["radius"] * scale}
+                       for p in hints.get("points", [])],
+            "strokes": [{**s, "points": [[pos(x), pos(y)] for x, y in s["points"]], "width": s["width"] * scale}
+                        for s in hints.get("strokes", [])]}
+
+
 def hints_to_json(hints: dict) -> dict:
     """Validated form -> the JSON file form (colors as '#rrggbb')."""
 

@@ -10,7 +10,9 @@ model does not learn one extractor's exact look:
 * ``xdog``: extended difference of Gaussians with varied parameters (soft, pen-like lines);
 * ``adaptive``: a local-mean adaptive threshold (hard, marker-like lines on the darker side of each edge);
 * ``edges``: color gradient magnitude, thresholded and thinned to one pixel (Zhang-Suen), then redrawn at a width;
-* ``alpha``: the outline of the alpha mask plus XDoG interior lines, only for sources with transparency.
+* ``alpha``: the outline of the alpha mask plus XDoG interior lines, only for sources with transparency;
+* ``manga``: not line art but the gray page an artist would have drawn: the color's lightness as flat gray tones or
+  a halftone screen, with lines (:func:`tintline.data.manga.render_manga`). Share 0 by default.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from .imageio import composite_on_white, to_rgba
+from .manga import render_manga, sample_manga_params
 
 # Bumped when an extractor changes its output for the same parameters (pairs are then re-made).
 LINEART_VERSION = 2
@@ -203,6 +206,8 @@ LINE_STYLES: dict[str, LineStyle] = {
     "adaptive": LineStyle("adaptive", sample_adaptive_params, lambda rgb, alpha, p: adaptive_lines(rgb, **p)),
     "edges": LineStyle("edges", sample_edge_params, lambda rgb, alpha, p: edge_lines(rgb, **p)),
     "alpha": LineStyle("alpha", sample_alpha_params, lambda rgb, alpha, p: alpha_lines(rgb, alpha, **p), True),
+    # a gray or screentoned manga page instead of line art (tintline.data.manga); off unless given a share
+    "manga": LineStyle("manga", sample_manga_params, lambda rgb, alpha, p: render_manga(rgb, **p)),
 }
 
 

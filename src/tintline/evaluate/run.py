@@ -32,8 +32,9 @@ from tqdm import tqdm
 
 from ..config import HintConfig
 from ..data.dataset import load_pair
-from ..data.hints import region_dots, render_hints, simulate_hints
+from ..data.hints import region_dots, render_hints, scale_hints, simulate_hints
 from ..data.imageio import read_image_file
+from ..data.manga import colorize_page, render_manga, sample_manga_params
 from ..data.store import DatasetError, Entry, Store
 from ..errors import UserError
 from ..inference import load_colorizer
@@ -57,6 +58,7 @@ class Case:
     color: np.ndarray  # (H, W, 3) uint8 truth
     line: np.ndarray  # (H, W) uint8 line art as the model sees it (with gaps when asked)
     clean_line: np.ndarray  # (H, W) uint8 line art that defines the scored regions
+    page: np.ndarray | None = None  # (MANGA_SCALE H, MANGA_SCALE W) uint8 manga page given instead (--input manga)
 
     @property
     def key(self) -> str:
@@ -209,7 +211,27 @@ def failure_table(records: list[dict], attrs: dict[str, dict], count: int | str)
     return rows
 
 
-def load_cases(dataset: Path, split: str, limit: int, gaps: bool, seed: int) -> list[Case]:
+INPUTS = ("lines", "manga")  # --input: the pairs' line art, or each test image as a gray / screentoned page
+MANGA_SCALE = 2  # manga pages are printed at twice the pairs' size: a 4-8 px screen is 2-4 px at their size
+
+
+def manga_page(color: np.ndarray, line: np.ndarray, seed: int, index: int) -> np.ndarray:
+    """The ``--input manga`` page of test image ``index``: the image's lightness as a gray page or a screentone
+    (half each), ruling, angle and noise drawn from (seed, index) so every model and run gets the same pages. The
+    tones are continuous, as a grayscale print of the image is: posterized flat tones (the training style's other
+    option) would lose lightness no colorizer can recover, and the scores would measure that loss. The lines are
+    the pair's own ``line``, so line-art and manga input differ only by the tones. The page is
+    :data:`MANGA_SCALE` times the pair's size (a screen is much finer than the drawing)."""
+    rng = np.random.default_rng([seed, index, 11])
+    h, w = line.shape
+    size = (w * MANGA_SCALE, h * MANGA_SCALE)
+    big = cv2.resize(color, size, interpolation=cv2.INTER_LINEAR)
+    return render_manga(big, **{**sample_manga_params(rng), "levels": 0},
+                        lines=cv2.resize(line, size, interpolation=cv2.INTER_LINEAR))
+
+
+def load_cases(dataset: Path, split: str, limit: int, gaps: bool, seed: int, input_kind: str = "lines"
+               ) -> list[Case]:
     with Store.open(dataset) as store:
         entries = store.entries(split)
     if not entries:
@@ -218,7 +240,8 @@ def load_cases(dataset: Path, split: str, limit: int, gaps: bool, seed: int) -> 
     for i, e in enumerate(entries[:limit] if limit else entries):
         color, line = load_pair(e)
         seen = add_gaps(line, np.random.default_rng([seed, i, 7])) if gaps else line
-        cases.append(Case(i, e, color, seen, line))
+        page = manga_page(color, line, seed, i) if input_kind == "manga" else None
+        cases.append(Case(i, e, color, seen, line, page))
     return cases
 
 
@@ -294,22 +317,39 @@ def split_spec(spec: str | Path) -> tuple[str, str | Path]:
 def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str = "test", limit: int = 0,
              device: str = "cpu", seed: int = 0, progress: bool = True, baselines: tuple[str, ...] = (),
              hint_curve: bool = False, gaps: bool = False, predictions: Path | None = None,
-             compare: str | Path | None = None, worst: int = 6, protocols: Sequence[str] | None = None) -> Path:
+             compare: str | Path | None = None, worst: int = 6, protocols: Sequence[str] | None = None,
+             input_kind: str = "lines") -> Path:
     """Score ``model`` (and ``baselines``, and ``compare``, or the images in ``predictions``) under every hint
-    protocol (``protocols``: ``--hints`` values, None for :data:`DEFAULT_PROTOCOLS`); write the report."""
+    protocol (``protocols``: ``--hints`` values, None for :data:`DEFAULT_PROTOCOLS`); write the report.
+
+    ``input_kind`` "manga": every colorizer gets each test image as a gray or screentoned manga page
+    (:func:`manga_page`) and reads it as a user's page would be read (:func:`tintline.data.manga.colorize_page`:
+    detected, descreened, its shading kept); the scored regions stay the pairs' line art's."""
+    if input_kind not in INPUTS:
+        raise UserError(f"--input {input_kind}: expected one of {', '.join(INPUTS)}")
     prots = parse_protocols(protocols, hint_curve)
     if predictions is not None:
         prots = tuple(p for p in prots if p.hintless)  # an external tool gets no hints from us
         if not prots:
             raise UserError("--predictions scores another tool's images without hints: add --hints none")
-    cases = load_cases(dataset, split, limit, gaps, seed)
+    cases = load_cases(dataset, split, limit, gaps, seed, input_kind)
     out_dir.mkdir(parents=True, exist_ok=True)
     models: dict[str, dict] = {}
+    kinds: dict[str, str] = {}  # case key -> what the page reader found in its page
     predictors = {}
 
     def model_predictor(spec):
         colorizer = load_colorizer(spec, device=device)
-        return colorizer, (lambda case, hints: colorizer.colorize_lines(case.line, hints))
+        if input_kind == "lines":
+            return colorizer, (lambda case, hints: colorizer.colorize_lines(case.line, hints))
+
+        def from_page(case: Case, hints: dict) -> np.ndarray:
+            assert case.page is not None
+            rgb, page = colorize_page(colorizer, Image.fromarray(case.page), scale_hints(hints, MANGA_SCALE))
+            kinds[case.key] = page.kind
+            return cv2.resize(rgb, case.color.shape[1::-1], interpolation=cv2.INTER_AREA)
+
+        return colorizer, from_page
 
     specs = [s for s in (model, compare) if s is not None] + [b for b in baselines if b not in (model, compare)]
     if "mean-color" in specs:
@@ -353,6 +393,8 @@ def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str 
     model = split_spec(model)[0] if model is not None else None  # from here on, models go by their labels
     compare = split_spec(compare)[0] if compare is not None else None
     report: dict = {"dataset": str(dataset), "split": split, "images": len(cases), "gaps": gaps, "seed": seed,
+                    "input": input_kind, "input_kinds": {k: list(kinds.values()).count(k) for k in set(kinds.values())},
+                    "input_kind_of": kinds,
                     "hint_counts": [p.n for p in prots if p.kind == "simulated"], "protocols": keys,
                     "protocol_labels": {p.key: p.label for p in prots}, "models": models}
     names = list(models)
@@ -391,12 +433,13 @@ def mean_color_image(dataset: Path, shape: tuple[int, ...], max_images: int = 10
 
 
 def write_inputs(dataset: Path, out_dir: Path, split: str = "test", limit: int = 0, gaps: bool = False,
-                 seed: int = 0) -> int:
-    """Write the split's line art as ``<key>.png`` for another colorizer; score its outputs with --predictions."""
+                 seed: int = 0, input_kind: str = "lines") -> int:
+    """Write the split's line art (or manga pages) as ``<key>.png`` for another colorizer; score its outputs with
+    --predictions."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = load_cases(dataset, split, limit, gaps, seed)
+    cases = load_cases(dataset, split, limit, gaps, seed, input_kind)
     for c in cases:
-        Image.fromarray(c.line).save(out_dir / f"{c.key}.png")
+        Image.fromarray(c.page if c.page is not None else c.line).save(out_dir / f"{c.key}.png")
     return len(cases)
 
 
@@ -440,6 +483,9 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, p
         f"<p>Dataset <code>{esc(report['dataset'])}</code>, split <b>{esc(report['split'])}</b>, "
         f"{report['images']} images{', lines with gaps' if report['gaps'] else ''}. Truth chroma (first 50): "
         f"{truth_chroma:.1f}.</p>",
+        *([f"<p>Input: each test image as a <b>manga page</b> (gray tones or screentone); the reader found "
+           f"{esc(', '.join(f'{k} {v}' for k, v in sorted(report['input_kinds'].items())))}.</p>"]
+          if report.get("input") == "manga" else []),
         "<h2>Protocol × model: region accuracy ↑ / ΔE00 ↓</h2>",
         compact,
         "<h2>All metrics</h2>",

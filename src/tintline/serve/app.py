@@ -40,6 +40,7 @@ from .. import __version__
 from ..baselines import BASELINES
 from ..data.hints import HintError, validate_hints
 from ..data.imageio import BadImage, Limits, decode_image, encode_png
+from ..data.manga import colorize_page, page_kind
 from ..errors import UserError
 from ..inference import colorize_to_layers, default_model, load_colorizer
 from ..regions import RegionError
@@ -291,8 +292,9 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         return Response(previews[(name, index)], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
-                     soft_hints: bool = False, layers: bool = False) -> bytes:
-        """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file)."""
+                     soft_hints: bool = False, layers: bool = False) -> tuple[bytes, str]:
+        """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file);
+        -> (the file, the kind of input read: lines, pencil, gray, screentone or color)."""
         try:
             img = decode_image(image, limits)
         except BadImage as e:
@@ -312,9 +314,12 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         try:
             if layers:
                 lay = colorize_to_layers(entry.colorizer, img, hints, **kw)
-                rgb = lay.compose()
-            else:
-                rgb = np.asarray(entry.colorizer.colorize_image(img, hints, **kw))
+                rgb, kind = lay.compose(), page_kind(img)
+            elif callable(getattr(entry.colorizer, "colorize_lines", None)):
+                rgb, page = colorize_page(entry.colorizer, img, hints, **kw)
+                kind = page.kind
+            else:  # an object with colorize_image alone
+                rgb, kind = np.asarray(entry.colorizer.colorize_image(img, hints, **kw)), page_kind(img)
         except RegionError as e:  # valid image, but not line art the regions can be found in
             raise _JobError(422, _one_line(e), "too-many-regions") from e
         except UserError as e:  # anything else a user can fix about this input
@@ -322,7 +327,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         w, h = img.size
         if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
             raise RuntimeError(f"model {entry.name} returned {rgb.shape} {rgb.dtype}, expected ({h}, {w}, 3) uint8")
-        return ora_bytes(lay, title=entry.name) if layers else encode_png(rgb)
+        return (ora_bytes(lay, title=entry.name) if layers else encode_png(rgb)), kind
 
     @app.post("/api/colorize", summary="colorize line art (multipart form) -> PNG or OpenRaster",
               openapi_extra=_COLORIZE_OPENAPI, response_class=Response,
@@ -375,8 +380,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         hint_bytes = bytes(hint_image) if hint_image is not None else None
         del parts
         try:
-            out = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags),
-                                  deadline - time.monotonic())
+            out, kind = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags),
+                                        deadline - time.monotonic())
         except QueueFull as e:
             return _error(503, str(e), "busy", headers={"Retry-After": str(e.retry_after_s)})
         except TimeoutError:
@@ -386,10 +391,12 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         if flags["layers"]:  # a file for an editor: offered as a download, not shown
             return Response(out, media_type="image/openraster",
                             headers={"Content-Disposition": 'attachment; filename="colorized.ora"',
-                                     "Cache-Control": "no-store", "X-Tintline-Model": entry.name})
+                                     "Cache-Control": "no-store", "X-Tintline-Model": entry.name,
+                                     "X-Tintline-Input": kind})
         return Response(out, media_type="image/png",
                         headers={"Content-Disposition": 'inline; filename="colorized.png"',
-                                 "Cache-Control": "no-store", "X-Tintline-Model": entry.name})
+                                 "Cache-Control": "no-store", "X-Tintline-Model": entry.name,
+                                 "X-Tintline-Input": kind})
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> FileResponse:
@@ -399,7 +406,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
 
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["*"], expose_headers=["Retry-After", "X-Tintline-Model"], max_age=600)
+                           allow_headers=["*"], max_age=600,
+                           expose_headers=["Retry-After", "X-Tintline-Model", "X-Tintline-Input"])
     app.add_middleware(_SecurityHeaders)
     return app
 

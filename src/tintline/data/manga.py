@@ -1,0 +1,367 @@
+"""Gray and screentoned manga pages: made from color images (a training-pair style) and read at inference.
+
+A manga page is line art plus the artist's tones: flat gray fills, gradients, or screentone (a halftone dot pattern
+that prints a gray as black dots on paper). Two directions live here, so that what training sees and what inference
+reads are made by one module:
+
+* :func:`render_manga` turns a color image into the gray page an artist would have drawn: the color's CIE L*
+  (optionally posterized into a few flat tones), as gray or as a halftone screen at a common ruling and angle, with
+  XDoG lines on top and print-like noise. It is the ``manga`` line-art style (:mod:`tintline.data.lineart`).
+* :func:`read_page` says what came in (``lines``, ``pencil``, ``gray``, ``screentone``, ``color``), removes a
+  screen (:func:`descreen`: the dots go, their tone stays), and gives the line art the regions and the network work
+  on plus the page's own tone. :meth:`Page.finish` then keeps the page's lightness: the output's L* is the page's
+  and only a* b* (the colors) come from the colorizer, so the artist's shading survives exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .imageio import composite_on_white, to_rgba
+
+KINDS = ("lines", "pencil", "gray", "screentone", "color")
+SHADED_KINDS = frozenset({"gray", "screentone", "color"})  # kinds whose own lightness --keep-shading keeps
+
+# reading thresholds (uint8 gray levels unless said otherwise)
+DOT_MAX_AREA = 160  # a screen dot (or the paper hole of a dense screen) covers at most this many pixels
+MIN_DOTS = 30  # fewer regular dots than this (or one per 20,000 pixels) is no screen
+FLAT_STD = 6.0  # a pixel is in a flat tone when its 5x5 neighbourhood varies less than this
+GRAY_SHARE = 0.01  # a page is "gray" when this share of its pixels are flat mid-grays
+COLOR_CHROMA = 20.0  # CIELAB chroma above which a pixel counts as colored
+COLOR_SHARE = 0.03  # ... and a page is "color" when this share of its pixels are (see _is_color)
+INK_LEVEL = 70  # tone darker than this is ink (lines and solid black fills) in the page's line art
+SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with an inked outline, not a line
+
+
+# ----------------------------------------------------------------------------------------------- lightness
+
+_GRAY_L = cv2.cvtColor(np.arange(256, dtype=np.float32).reshape(1, 256, 1).repeat(3, 2) / 255.0,
+                       cv2.COLOR_RGB2Lab)[0, :, 0]  # (256,) CIE L* of each sRGB gray level, increasing
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB -> (H, W) float32 CIE L* in [0, 100]."""
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 0]
+
+
+def gray_of_lightness(lum: np.ndarray) -> np.ndarray:
+    """(H, W) L* in [0, 100] -> (H, W) uint8 sRGB gray of that lightness (the inverse of :data:`_GRAY_L`)."""
+    return np.clip(np.interp(lum, _GRAY_L, np.arange(256)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _in_gamut(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) float32 CIELAB -> (sRGB in [0, 1], bool: inside the sRGB gamut). OpenCV clips the channels, so a
+    color is inside when it comes back from sRGB as itself (within 0.5)."""
+    rgb = cv2.cvtColor(lab.reshape(1, -1, 3), cv2.COLOR_Lab2RGB)
+    back = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).reshape(lab.shape)
+    return rgb.reshape(lab.shape), (np.abs(back - lab) < 0.5).all(-1)
+
+
+def keep_lightness(rgb: np.ndarray, tone: np.ndarray, rows: int = 512) -> np.ndarray:
+    """Colors of ``rgb`` (H, W, 3) uint8 over the lightness of the gray page ``tone`` (H, W) uint8: L* from the
+    page, hue from ``rgb``, and its chroma as far as sRGB can show at that lightness (a saturated blue over a
+    light gray is paler, not lighter: clipping the channels instead would move L*). Done in bands of ``rows``
+    rows so a large page needs little extra memory."""
+    out = np.empty_like(rgb)
+    for y in range(0, rgb.shape[0], rows):
+        lab = cv2.cvtColor(rgb[y:y + rows].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+        lab[..., 0] = _GRAY_L[tone[y:y + rows]]
+        back, ok = _in_gamut(lab)
+        if not ok.all():  # bisect each out-of-gamut pixel's chroma scale (8 steps: within 0.4 %)
+            bad = lab[~ok]
+            lo, hi = np.zeros(len(bad), np.float32), np.ones(len(bad), np.float32)
+            for _ in range(8):
+                mid = (lo + hi) / 2
+                _, fits = _in_gamut(np.concatenate([bad[:, :1], bad[:, 1:] * mid[:, None]], 1))
+                lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+            back[~ok] = _in_gamut(np.concatenate([bad[:, :1], bad[:, 1:] * lo[:, None]], 1))[0]
+        out[y:y + rows] = np.clip(back * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+
+
+def _spot_rank(period: float, angle: float, h: int, w: int) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: a round-dot halftone threshold at ``period`` pixels and ``angle`` degrees, rank-
+    equalised so that inking the pixels below ``c`` covers a share ``c`` of the paper (dots grow from cell centres
+    and join into a mesh above ~50 %)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = np.deg2rad(angle)
+    u = (xx * np.cos(t) + yy * np.sin(t)) * (2 * np.pi / period)
+    v = (-xx * np.sin(t) + yy * np.cos(t)) * (2 * np.pi / period)
+    spot = -(np.cos(u) + np.cos(v))  # -2 at dot centres, +2 at the paper between them
+    grid = np.linspace(0, 2 * np.pi, 256, endpoint=False, dtype=np.float32)
+    ref = np.sort(-(np.cos(grid)[:, None] + np.cos(grid)[None, :]).ravel())  # one cell's values, sorted
+    return (np.searchsorted(ref, spot) / ref.size).astype(np.float32)
+
+
+def sample_manga_params(rng: np.random.Generator) -> dict:
+    """A page style drawn per sample: flat tones or continuous gray, screened or not, ruling, angle, noise, lines."""
+    from .lineart import sample_xdog_params  # lineart imports this module for its registry
+
+    return {
+        "levels": int(rng.choice([0, 4, 5, 6, 8])),  # 0: continuous gray; else flat tones (white and black included)
+        "screen": bool(rng.random() < 0.5),
+        "period": float(rng.uniform(4.0, 8.0)),  # pixels per dot (about 55-110 lpi at 600 dpi after downscaling)
+        "angle": float(rng.choice([45.0, 15.0, 75.0, 0.0]) + rng.uniform(-2.0, 2.0)),
+        "noise": float(rng.uniform(0.0, 5.0)),
+        "seed": int(rng.integers(2**31)),
+        "xdog": sample_xdog_params(rng),
+    }
+
+
+def render_manga(rgb: np.ndarray, levels: int = 0, screen: bool = False, period: float = 6.0, angle: float = 45.0,
+                 noise: float = 0.0, seed: int = 0, xdog: dict | None = None,
+                 lines: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 color -> (H, W) uint8 gray manga page: the color's L* as gray (posterized into ``levels`` flat
+    tones when > 1), as a halftone screen of ``period`` px at ``angle`` when ``screen``, lines on top (``lines``
+    (H, W) uint8 line art when given, else XDoG with ``xdog``), and Gaussian print noise of std ``noise`` with a
+    slight blur."""
+    from .lineart import REFERENCE_XDOG, extract_lineart
+
+    lum = lightness(rgb)
+    if levels > 1:
+        lum = np.round(lum / 100.0 * (levels - 1)) * (100.0 / (levels - 1))
+    gray = gray_of_lightness(lum)
+    if screen:
+        cover = 1.0 - gray.astype(np.float32) / 255.0  # ink share that prints this gray
+        ink = _spot_rank(period, angle, *gray.shape) < cover
+        gray = np.where(gray >= 250, 255, np.where(gray <= 5, 0, np.where(ink, 0, 255))).astype(np.uint8)
+    page = np.minimum(gray, lines if lines is not None else extract_lineart(rgb, xdog or REFERENCE_XDOG))
+    if noise > 0:
+        rng = np.random.default_rng(seed)
+        f = page.astype(np.float32) + rng.normal(0.0, noise, page.shape).astype(np.float32)
+        page = np.clip(cv2.GaussianBlur(f, (0, 0), 0.4) + 0.5, 0, 255).astype(np.uint8)
+    return page
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class Page:
+    """What :func:`read_page` found. ``line``: (H, W) uint8 line art (255 paper) for the regions and the network;
+    ``tone``: (H, W) uint8 the page's own gray after descreening, None for line art (nothing to keep);
+    ``period``: the screen's dot spacing in pixels (0 without a screen)."""
+
+    kind: str
+    line: np.ndarray
+    tone: np.ndarray | None = None
+    period: float = 0.0
+
+    def finish(self, rgb: np.ndarray, keep_shading: bool | None = None) -> np.ndarray:
+        """The colorizer's ``rgb`` for this page: over the page's own lightness when ``keep_shading`` (None: for
+        the shaded kinds, gray / screentone / color), else as it is."""
+        keep = self.tone is not None and (keep_shading is None or keep_shading)
+        return keep_lightness(rgb, self.tone) if keep else rgb  # type: ignore[arg-type]
+
+
+def _is_color(rgb: np.ndarray) -> bool:
+    """True for an image already in color: of its pixels that are not paper (L* < 95), a fifth have chroma > 20 and
+    they are at least 3 % of the image, in two hues or more (a sepia or yellowed scan, a blue pencil: one hue)
+    unless most of the drawing is colored."""
+    s = min(1.0, 512 / max(rgb.shape[:2]))
+    small = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else rgb
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    colored = np.hypot(lab[..., 1], lab[..., 2]) > COLOR_CHROMA
+    drawn = max(int((lab[..., 0] < 95).sum()), 1)
+    share = colored.sum() / drawn
+    if colored.mean() < COLOR_SHARE or share < 0.2:
+        return False
+    hue = (np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))[colored] + 360.0) % 360.0
+    bins = np.bincount((hue // 30).astype(int), minlength=12) / colored.sum()
+    return int((bins >= 0.1).sum()) >= 2 or share >= 0.6
+
+
+def _compact(stats: np.ndarray) -> np.ndarray:
+    """Component stats (n, 5) -> bool (n,): small, round-ish blobs (screen dots or the holes of a dense screen)."""
+    area, bw, bh = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    side = np.maximum(bw, bh)
+    return (area >= 2) & (area <= DOT_MAX_AREA) & (side <= 2.5 * np.sqrt(DOT_MAX_AREA)) & (area >= 0.3 * bw * bh)
+
+
+def _regular(stats: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
+    """The compact components (bool (n,)) that sit on a regular grid, and its spacing: at least 3 of each one's 4
+    nearest neighbours among them lie within 35 % of the median nearest distance. Text, specks, hatching and the
+    small closed spaces of line art are irregular and drop out."""
+    ok = _compact(stats)
+    ok[0] = False  # label 0 is the other colour
+    idx = np.flatnonzero(ok)
+    if len(idx) < 3:
+        return np.zeros_like(ok), 0.0
+    from scipy.spatial import cKDTree
+
+    k = min(5, len(idx))
+    dist = cKDTree(centres[idx]).query(centres[idx], k=k)[0][:, 1:]  # (m, k - 1) nearest first, self dropped
+    period = float(np.median(dist[:, 0]))
+    # on a screen, a dot has 3-4 neighbours at about the spacing (a row of hatch fragments has 2)
+    near = (np.abs(dist - period) <= 0.35 * period).sum(1)
+    regular = np.zeros_like(ok)
+    regular[idx[near >= 3]] = True
+    return regular, period
+
+
+def find_screen(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(H, W) uint8 -> (screen (H, W) bool: the pixels of the screen's dots, of the paper holes of dense screens and
+    of the meshes around them; period: the dots' spacing in pixels) or None when there is no regular screen."""
+    dark = (gray < 128).astype(np.uint8)
+    need = max(MIN_DOTS, gray.size // 20000)
+    comps = []
+    for mask in (dark, 1 - dark):
+        _, labels, stats, cent = cv2.connectedComponentsWithStats(mask, connectivity=4)  # 50 % dots touch at corners
+        regular, period = _regular(stats, cent)
+        comps.append((labels, stats, regular, period))
+    counts = [int(c[2].sum()) for c in comps]
+    if sum(counts) < need:
+        return None
+    period = comps[int(np.argmax(counts))][3]  # the more numerous marks set the spacing
+    if period < 2.0:
+        return None
+    # every small blob counts once the screen is known (not only the regular ones: dots at a patch's edge, or
+    # beside a line, have fewer neighbours; a few dots joined by noise): blobs at most 2.5 periods across
+    small = []
+    for _, stats, _, _ in comps:
+        side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        blob = (stats[:, cv2.CC_STAT_AREA] <= max(4.0, 2.5 * period**2)) & (side <= 2.5 * period)
+        blob[0] = False
+        small.append(blob)
+    pixels = small[0][comps[0][0]] | small[1][comps[1][0]]
+    # dense screens: a dark mesh around many paper holes is screen too (a line merged into one goes with it)
+    (dlab, dstats, _, _), (_, hstats, _, _) = comps
+    hidx = np.flatnonzero(small[1])
+    hx = np.clip(hstats[hidx, cv2.CC_STAT_LEFT] - 1, 0, gray.shape[1] - 1)
+    hy = np.clip(hstats[hidx, cv2.CC_STAT_TOP] + hstats[hidx, cv2.CC_STAT_HEIGHT] // 2, 0, gray.shape[0] - 1)
+    count = np.bincount(dlab[hy, hx], minlength=len(dstats))  # holes just right of each dark component
+    mesh = (count >= 5) & (count * 3 * period**2 >= dstats[:, cv2.CC_STAT_AREA])
+    mesh[0] = False
+    pixels |= mesh[dlab]
+    if pixels.mean() < 0.01:
+        return None
+    return pixels, period
+
+
+def screen_area(screen: np.ndarray, period: float) -> np.ndarray:
+    """(H, W) bool: the screened patches, filled: the screen's pixels closed over a period (the paper between the
+    dots joins in)."""
+    r = max(1, int(round(period)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.morphologyEx(screen.astype(np.uint8), cv2.MORPH_CLOSE, disk) > 0
+
+
+def descreen(gray: np.ndarray, screen: np.ndarray, period: float) -> np.ndarray:
+    """Remove a halftone screen and keep its tone: in the screened patches (:func:`screen_area`) every pixel that
+    is not a line takes the Gaussian average (sigma 0.6 period: the dot pattern's frequency is damped to ~0.1 %)
+    of the patch pixels around it. Lines (dark pixels that are no dot) stay as drawn."""
+    line = (gray < 128) & ~screen
+    area = screen_area(screen, period) & ~line
+    w = area.astype(np.float32)
+    sigma = 0.6 * period
+    num = cv2.GaussianBlur(gray.astype(np.float32) * w, (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    out = gray.copy()
+    out[area] = np.clip(num[area] / np.maximum(den[area], 1e-3) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: float = 0.0) -> np.ndarray:
+    """(H, W) uint8 descreened page -> (H, W) uint8 line art: ink (tone < 70: lines, solid blacks), the XDoG edges
+    between tones (at a scale that sees a descreened, softened edge) and the outline of the screened ``patches``,
+    so a region of gray fill or screentone is bounded like one drawn in lines while its gray is not ink."""
+    from .lineart import REFERENCE_XDOG, xdog
+
+    params = dict(REFERENCE_XDOG, sigma=max(REFERENCE_XDOG["sigma"], 0.3 * period))
+    f = tone.astype(np.float32)
+    # ink: dark, or a stroke clearly darker than the tone around it (a line's soft edge over a gray fill)
+    ink = (tone < INK_LEVEL) | ((tone < 160) & (f < cv2.GaussianBlur(f, (0, 0), 2.0) - 20.0))
+    # a solid black area (hair, a shadow, a dark tone) is a region, not a line: only its outline stays ink, so a
+    # hint in it colors it (its kept lightness keeps it dark) instead of the region beside it
+    solid = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN,
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SOLID_SIDE, SOLID_SIDE)))
+    ink &= ~(cv2.erode(solid, np.ones((5, 5), np.uint8)) > 0)
+    out = np.where(ink, 0, xdog(f / 255.0, **params)).astype(np.uint8)
+    if patches is not None:
+        p8 = patches.astype(np.uint8)
+        edge = p8 - cv2.erode(p8, np.ones((3, 3), np.uint8))  # the patches' inner outline, one pixel
+        # only where no line is near: beside a drawn outline it would cut a sliver region off
+        r = max(2, int(round(period)))
+        near = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        out[(edge > 0) & (near == 0)] = 0
+    return out
+
+
+def _stretch(gray: np.ndarray) -> np.ndarray:
+    """Levels stretched so the 0.5 % / 99.5 % levels become black / white (a dim scan's paper reads as paper)."""
+    cdf = np.cumsum(np.bincount(gray.ravel(), minlength=256))
+    lo, hi = (float(np.searchsorted(cdf, q * cdf[-1])) for q in (0.005, 0.995))
+    if hi - lo < 8:
+        return gray
+    lut = np.clip((np.arange(256, dtype=np.float32) - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return lut[gray]
+
+
+def _flat_midtones(gray: np.ndarray) -> float:
+    """Share of pixels that are mid-gray (40..215) and flat (5x5 std < 6) once levels are stretched: gray fills,
+    not anti-aliased edges or pencil strokes."""
+    g = _stretch(gray)
+    f = g.astype(np.float32)
+    mean = cv2.blur(f, (5, 5))
+    std = np.sqrt(np.maximum(cv2.blur(f * f, (5, 5)) - mean * mean, 0.0))
+    return float(((g > 40) & (g < 215) & (std < FLAT_STD)).mean())
+
+
+def page_kind(img: Image.Image) -> str:
+    """What came in (one of :data:`KINDS`), without the work of :func:`read_page`'s descreening."""
+    return read_page(img, analyse_only=True).kind
+
+
+def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
+    """Any user image -> :class:`Page`. Line art and pencil are normalized as before
+    (:func:`~tintline.data.lineart.normalize_input`) and carry no tone. A gray or screentoned page (and a color
+    image, read by its lightness: it is recolored over its own shading) gets its screen removed, its own tone kept
+    and line art made of its ink and the edges between its tones."""
+    from .lineart import normalize_input
+
+    rgba = np.asarray(to_rgba(img))
+    alpha = rgba[..., 3]
+    if alpha.max() == 0 or (alpha.min() < 255 and rgba[..., :3][alpha > 0].min(initial=255) >= 200):
+        kind, rgb = "lines", None  # a drawing carried by alpha alone: line art
+    else:
+        rgb = composite_on_white(rgba) if alpha.min() < 255 else np.ascontiguousarray(rgba[..., :3])
+        kind = "color" if _is_color(rgb) else ""
+    gray = None if rgb is None else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    screen = None
+    if gray is not None and not kind:
+        screen = find_screen(gray)
+        kind = "screentone" if screen is not None else ("gray" if _flat_midtones(gray) >= GRAY_SHARE else "")
+    if not kind or kind in ("lines", "pencil"):
+        line = normalize_input(img)
+        if not kind:
+            g = gray if gray is not None else line
+            cdf = np.cumsum(np.bincount(g.ravel(), minlength=256))
+            lo, hi = (float(np.searchsorted(cdf, q * cdf[-1])) for q in (0.005, 0.995))
+            kind = "pencil" if 8 <= hi - lo < 160 else "lines"
+        return Page(kind, line)
+    if analyse_only:
+        return Page(kind, np.empty((0, 0), np.uint8))
+    if screen is None:
+        return Page(kind, page_lines(gray), gray)
+    dots, period = screen
+    tone = descreen(gray, dots, period)
+    return Page(kind, page_lines(tone, screen_area(dots, period), period), tone, period)
+
+
+def colorize_page(colorizer: object, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None,
+                  keep_shading: bool | None = None) -> tuple[np.ndarray, Page]:
+    """Any colorizer with ``colorize_lines(line, hints)`` on any user image -> ((H, W, 3) uint8, the :class:`Page`
+    read). ``keep_shading`` None takes the colorizer's own ``keep_shading`` (None there too: on for the shaded
+    kinds). ``soft_hints`` None is not passed on."""
+    page = read_page(img)
+    kw = {} if soft_hints is None else {"soft_hints": soft_hints}
+    rgb = np.asarray(colorizer.colorize_lines(page.line, hints, **kw))  # type: ignore[attr-defined]
+    keep = getattr(colorizer, "keep_shading", None) if keep_shading is None else keep_shading
+    return page.finish(rgb, keep), page

@@ -1,0 +1,184 @@
+"""Manga pages: the training style that renders them, the reader that detects, descreens and keeps their shading,
+the CLI / eval paths that use it."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from synth import cartoon, png_bytes, write
+
+from tintline.baselines import BASELINES
+from tintline.data.lineart import LINE_STYLES, REFERENCE_XDOG, extract_lineart
+from tintline.data.manga import (
+    KINDS,
+    colorize_page,
+    gray_of_lightness,
+    keep_lightness,
+    lightness,
+    read_page,
+    render_manga,
+    sample_manga_params,
+)
+from tintline.regions import segment
+
+SIDE = 384  # a screen of 6 px is fine detail at this size, as on a scanned page
+
+
+@pytest.fixture(scope="module")
+def drawing() -> np.ndarray:
+    return cartoon(11, SIDE, SIDE)
+
+
+def _interior(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels deep inside flat regions (8 px from any color change)."""
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 10, 30)
+    return cv2.distanceTransform((edges == 0).astype(np.uint8), cv2.DIST_L2, 3) > 8
+
+
+def test_render_gray_page_carries_the_lightness_and_screens_print_it_as_dots(drawing):
+    gray = render_manga(drawing)
+    inside = _interior(drawing)
+    assert gray.shape == drawing.shape[:2] and gray.dtype == np.uint8
+    assert np.abs(lightness(np.repeat(gray[..., None], 3, 2)) - lightness(drawing))[inside].mean() < 1.0
+    screen = render_manga(drawing, screen=True, period=6.0, angle=45.0)
+    mid = (screen > 20) & (screen < 235)
+    assert mid.mean() < 0.05  # ink or paper, nothing between
+    # averaged over a few dots, the screen prints the gray it stands for
+    avg = cv2.blur(screen.astype(np.float32), (13, 13))
+    deep = cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    assert np.abs(avg - gray)[deep].mean() < 12
+    posterized = render_manga(drawing, levels=3)
+    assert len(np.unique(posterized[inside])) <= 4  # 3 flat tones (and a stray line pixel)
+    assert "manga" in LINE_STYLES and set(sample_manga_params(np.random.default_rng(0))) >= {"levels", "screen"}
+
+
+def test_the_reader_tells_lines_pencil_gray_screentone_and_color_apart(drawing):
+    lines = extract_lineart(drawing, REFERENCE_XDOG)
+    pencil = (150 + lines.astype(np.float32) * 0.4).astype(np.uint8)  # faint gray strokes on gray paper
+    cases = {
+        "lines": lines,
+        "pencil": pencil,
+        "gray": render_manga(drawing),
+        "screentone": render_manga(drawing, screen=True, period=6.0, angle=30.0, noise=2.0, seed=1),
+        "color": drawing,
+    }
+    assert set(cases) == set(KINDS)
+    for kind, arr in cases.items():
+        page = read_page(Image.fromarray(arr))
+        assert page.kind == kind, (kind, page.kind)
+        assert page.line.shape == drawing.shape[:2]
+        assert (page.tone is None) == (kind in ("lines", "pencil"))
+    assert read_page(Image.fromarray(cases["screentone"])).period == pytest.approx(6.0, rel=0.2)
+    one_bit = Image.fromarray(lines < 128).convert("1")  # a 1-bit scan of line art
+    assert read_page(one_bit).kind == "lines"
+
+
+def test_descreening_keeps_the_tone_and_the_regions_of_the_untoned_page(drawing):
+    gray = render_manga(drawing)
+    screened = read_page(Image.fromarray(render_manga(drawing, screen=True, period=6.0, angle=45.0)))
+    plain = read_page(Image.fromarray(gray))
+    deep = cv2.erode(_interior(drawing).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert screened.tone is not None
+    assert np.abs(screened.tone.astype(float) - gray)[deep].mean() < 10  # the dots' tone, not the dots
+    assert screened.tone[deep].std() < gray[deep].std() + 15
+    n_screen, n_plain = segment(screened.line).n, segment(plain.line).n
+    assert abs(n_screen - n_plain) <= max(1, round(0.05 * n_plain)), (n_screen, n_plain)
+
+
+def test_keep_shading_keeps_the_pages_lightness_and_takes_only_the_colors(drawing):
+    page = render_manga(drawing)
+    rgb_page = Image.fromarray(page)
+    white = BASELINES.create("white")
+    out, info = colorize_page(white, rgb_page)  # no coloring: the page itself comes back
+    assert info.kind == "gray"
+    assert np.abs(out.astype(int) - page[..., None]).max() <= 2
+    fill = BASELINES.create("region-fill")
+    inside = _interior(drawing)
+    ys, xs = np.nonzero(inside & (np.abs(drawing.astype(int) - 255).sum(2) > 60))
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    hints = {"points": [{"x": x, "y": y, "color": (220, 40, 40), "radius": 3}], "strokes": []}
+    kept, _ = colorize_page(fill, rgb_page, hints)
+    dl = np.abs(lightness(kept) - lightness(np.repeat(page[..., None], 3, 2)))
+    assert dl.mean() <= 3.0  # the target: the page's own lightness survives
+    lab = cv2.cvtColor(kept.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    assert np.hypot(lab[y, x, 1], lab[y, x, 2]) > 10  # and the hinted region is colored
+    flat, _ = colorize_page(fill, rgb_page, hints, keep_shading=False)
+    assert np.abs(flat.astype(int) - kept.astype(int)).mean() > 1  # off: the flat coloring of its line art
+    tone = gray_of_lightness(np.full((4, 4), 50.0))
+    assert abs(float(lightness(keep_lightness(np.full((4, 4, 3), (0, 0, 255), np.uint8), tone)).mean()) - 50) < 1
+
+
+def test_colorize_cli_writes_the_input_kind_and_keeps_shading_unless_told(drawing, tmp_path):
+    from tintline.cli import main
+
+    src = write(tmp_path / "page.png", png_bytes(render_manga(drawing, screen=True, period=6.0)))
+    assert main(["colorize", "white", str(src), "-o", str(tmp_path / "a")]) == 0
+    out = Image.open(tmp_path / "a" / "page.png")
+    assert out.text["tintline:input"] == "screentone"
+    kept = np.asarray(out.convert("L")).astype(int)
+    assert main(["colorize", "white", str(src), "-o", str(tmp_path / "b"), "--no-keep-shading"]) == 0
+    flat = np.asarray(Image.open(tmp_path / "b" / "page.png").convert("L")).astype(int)
+    deep = cv2.erode(_interior(drawing).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    gray = render_manga(drawing)
+    assert np.abs(kept - gray)[deep].mean() < 10  # the descreened tone
+    assert np.abs(flat - gray)[deep].mean() > np.abs(kept - gray)[deep].mean() + 20  # paper where tones were
+
+
+def test_bad_manga_input_gets_a_result_not_a_crash():
+    """An all-screentone page and a moiré-heavy tiny scan: a sensible page or a one-line reason, never a crash."""
+    from tintline.errors import UserError
+
+    white, fill = BASELINES.create("white"), BASELINES.create("region-fill")
+    all_tone = render_manga(np.full((256, 256, 3), 128, np.uint8), screen=True, period=5.0)
+    out, page = colorize_page(white, Image.fromarray(all_tone))
+    assert page.kind == "screentone" and out.shape == (256, 256, 3)
+    assert abs(float(out.mean()) - float(all_tone.mean())) < 15  # its tone, without the dots
+    moire = render_manga(cartoon(3, 48, 48), screen=True, period=2.3, angle=15.0)
+    try:
+        out, page = colorize_page(fill, Image.fromarray(moire))
+        assert out.shape == (48, 48, 3)
+    except UserError as e:
+        assert "\n" not in str(e)
+
+
+def test_eval_input_manga_scores_pages_and_names_what_was_read(built_dataset, tmp_path):
+    from tintline.evaluate.run import evaluate
+
+    reports = {}
+    for kind in ("lines", "manga"):
+        evaluate(None, built_dataset, tmp_path / kind, limit=3, progress=False, baselines=("white", "region-fill"),
+                 protocols=["none", "per-region"], input_kind=kind)
+        reports[kind] = json.loads((tmp_path / kind / "metrics.json").read_text())
+    manga = reports["manga"]
+    assert manga["input"] == "manga" and sum(manga["input_kinds"].values()) == manga["images"] > 0
+    # a gray page carries the drawing's lightness: "no coloring" is closer to the truth than bare line art
+    de = {k: r["models"]["white"]["summary"]["none"]["delta_e00"] for k, r in reports.items()}
+    assert de["manga"] < de["lines"]
+    assert "manga page" in (tmp_path / "manga" / "index.html").read_text()
+
+
+def test_a_build_with_the_manga_style_makes_gray_page_inputs(tmp_path):
+    from tintline.data.build import build
+    from tintline.data.sources import import_source
+    from tintline.data.store import Store
+
+    for i in range(6):
+        write(tmp_path / "src" / f"c{i}.png", png_bytes(cartoon(500 + i, 160, 160)))
+    with Store.create(tmp_path / "ds") as store:
+        import_source(store, str(tmp_path / "src"), progress=False)
+        shares = {"xdog": 0, "adaptive": 0, "edges": 0, "alpha": 0, "manga": 1}
+        store.save_config(store.load_config({"size": 96, "min_side": 32, "workers": 1, "line_styles": shares}))
+        build(store, store.load_config(), progress=False)
+        entries = store.entries("train") + store.entries("val") + store.entries("test")
+        styles = {json.loads(r[0])["style"] for r in store.db.execute(
+            "SELECT line_params FROM images WHERE status='accepted'")}
+    assert entries and styles == {"manga"}
+    # tones (gray or dots) cover much more of each page than the drawing's lines alone would
+    inked = [(np.asarray(Image.open(e.line_path)) < 215).mean() for e in entries]
+    lines = [(extract_lineart(np.asarray(Image.open(e.color_path).convert("RGB")), REFERENCE_XDOG) < 215).mean()
+             for e in entries]
+    assert np.mean(inked) > 2 * np.mean(lines)
