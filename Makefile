@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := openclipart-png renpy-demo
 APT_MARK := /usr/share/openclipart/png /usr/share/games/renpy/demo/game/images
 
-.PHONY: demo test lint setup corpus browser clean
+.PHONY: demo test lint setup corpus browser bench-data clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,14 @@ corpus:
 	  echo "installing the built-in corpus: $(APT_PACKAGES)"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+# A character the project never trains on, for benchmarks/character.py: Sylvie of Ren'Py's "The Question".
+bench-data: corpus
+	@if [ ! -d /usr/share/games/renpy/the_question/game/images ]; then \
+	  echo "installing renpy-thequestion (an unseen character for the benchmarks)"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq renpy-thequestion >/dev/null; \
 	fi
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser is ever downloaded).

@@ -5,7 +5,9 @@
 Characters are made as ``tintline character REF.png`` makes them (:func:`tintline.character.model.make_character`:
 the sprite file composited on white, line art by the XDoG extractor): **Eileen** from "eileen happy" (targets
 "eileen concerned" and "eileen vhappy": same pose, another face) and **Lucy** from "lucy happy" (target "lucy mad":
-another pose, arms and body moved). Targets are the sprites as benchmarks/region_true.py loads them (cropped,
+another pose, arms and body moved); with `make bench-data`, **Sylvie** of Ren'Py's "The Question", a character no
+dataset here holds, from "sylvie green normal" (targets "sylvie green giggle" and "sylvie green surprised"). Targets
+are the sprites as benchmarks/region_true.py loads them (cropped,
 512 px, a paper frame), also mirrored, with line art in each of the four styles of the project's extractors
 (fixed parameters, below; ``alpha`` outlines the sprite's silhouette). No hints.
 
@@ -39,17 +41,18 @@ import cv2
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 from PIL import Image
-from region_true import load_sprite, min_area, score
+from region_true import THE_QUESTION_IMAGES, load_sprite, min_area, score, sprite_path
 
 from tintline.character.model import make_character
 from tintline.data.lineart import REFERENCE_XDOG, make_lineart
-from tintline.data.sources import RENPY_IMAGES
 from tintline.evaluate.region_metrics import Regions, scored_regions
 from tintline.inference import Colorizer, load_colorizer
 from tintline.monitor.images import tile
 from tintline.regions import segment
 
 CHARACTERS = {"eileen": ("eileen happy", ("eileen concerned", "eileen vhappy")), "lucy": ("lucy happy", ("lucy mad",))}
+if THE_QUESTION_IMAGES.is_dir():  # `make bench-data`: a character that is in no dataset here, same dress, other faces
+    CHARACTERS["sylvie"] = ("sylvie green normal", ("sylvie green giggle", "sylvie green surprised"))
 STYLES = {
     "xdog": REFERENCE_XDOG,
     "adaptive": {"block": 11, "c": 7.0, "blur": 0.5},
@@ -58,7 +61,7 @@ STYLES = {
 }
 METHODS = ("match", "network", "combined")
 TUNED = ("tuned-network", "tuned")
-PICTURE_TARGETS = ("eileen concerned", "lucy mad")
+PICTURE_TARGETS = ("eileen concerned", "lucy mad", "sylvie green surprised")
 
 
 def background(color: np.ndarray) -> np.ndarray:
@@ -110,12 +113,12 @@ def main() -> None:
     files, tuned_files, make_s, tune_s = {}, {}, [], []
     for char, (ref, _) in CHARACTERS.items():
         t = time.perf_counter()
-        files[char] = make_character([Path(RENPY_IMAGES) / f"{ref}.png"], args.out / f"{char}.safetensors",
+        files[char] = make_character([sprite_path(ref)], args.out / f"{char}.safetensors",
                                      base=args.base, name=char)
         make_s.append(time.perf_counter() - t)
         if args.minutes > 0:
             t = time.perf_counter()
-            tuned_files[char] = make_character([Path(RENPY_IMAGES) / f"{ref}.png"],
+            tuned_files[char] = make_character([sprite_path(ref)],
                                                args.out / f"{char}-tuned.safetensors", base=args.base, name=char,
                                                minutes=args.minutes)
             tune_s.append(time.perf_counter() - t)
@@ -165,7 +168,8 @@ def main() -> None:
 
     groups = {f"{pose}{' mirrored' if mirrored else ''}": (lambda r, c=char, m=mirrored: r["character"] == c
                                                             and r["mirrored"] == m)
-              for char, pose in (("eileen", "same pose (Eileen)"), ("lucy", "other pose (Lucy mad)"))
+              for char, pose in (("eileen", "same pose (Eileen)"), ("lucy", "other pose (Lucy mad)"),
+                                 ("sylvie", "unseen character, same dress (Sylvie)")) if char in CHARACTERS
               for mirrored in (False, True)}
     print(f"machine: {report['machine']}\n\nall four line styles, no hints:\n\n"
           "| targets | method | region acc (closed) | ΔE00 | region acc (strict) | strict regions scored |\n"

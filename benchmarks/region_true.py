@@ -45,11 +45,23 @@ SPRITES = ("eileen happy", "eileen concerned", "eileen vhappy", "lucy happy", "l
 PROTOCOLS = ("per-region", "largest:4", "none")
 
 
+# Ren'Py's "The Question" (Debian renpy-thequestion, `make bench-data`): Sylvie, a character no dataset here holds
+THE_QUESTION_IMAGES = Path("/usr/share/games/renpy/the_question/game/images")
+
+
+def sprite_path(name: str) -> Path:
+    """A sprite by its Ren'Py name ("eileen happy", "sylvie green normal"): the demo's, else The Question's."""
+    for folder in (Path(RENPY_IMAGES), THE_QUESTION_IMAGES):
+        if (folder / f"{name}.png").is_file():
+            return folder / f"{name}.png"
+    raise FileNotFoundError(f"sprite {name!r} not found (make corpus; Sylvie: make bench-data)")
+
+
 def load_sprite(name: str, side: int = 512, margin: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """-> color (H, W, 3) uint8 on white, line art (H, W) uint8: the character cropped, scaled to ``side`` and
     framed by ``margin`` pixels of paper. Line art in the ``edges`` style (color borders): on these softly shaded
     sprites XDoG finds hardly a closed region (Eileen: 1), color edges find the areas a colorist would fill."""
-    rgba = np.asarray(Image.open(Path(RENPY_IMAGES) / f"{name}.png").convert("RGBA"))
+    rgba = np.asarray(Image.open(sprite_path(name)).convert("RGBA"))
     ys, xs = np.nonzero(rgba[..., 3] > 0)
     rgba = rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     s = (side - 2 * margin) / max(rgba.shape[:2])

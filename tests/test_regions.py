@@ -267,3 +267,23 @@ def test_colorize_gap_option(tiny_model, tmp_path):
     assert tuple(outs["open"][60, 100]) == (255, 0, 0)
     assert main(["colorize", str(tiny_model), str(tmp_path / "box.png"), "-o", str(tmp_path / "x"),
                  "--gap", "-1"]) == 2
+
+
+def test_a_hint_inside_a_solid_black_area_colors_nothing_but_one_on_a_line_colors_its_region():
+    """A dot deep inside a filled black shape means that shape (ink): it must not flood the region that the ink's
+    nearest paper belongs to (here the background). A dot on a thin line still colors the region beside it."""
+    from tintline.regions.paint import paint
+
+    line = np.full((120, 160), 255, np.uint8)
+    line[30:70, 30:70] = 0  # a solid black square on the background
+    line[20:100, 100:102] = 0  # a thin vertical line ...
+    line[20:22, 100:150] = 0
+    line[98:100, 100:150] = 0
+    line[20:100, 148:150] = 0  # ... closing a box on the right
+    fill = np.full((120, 160, 3), 255, np.uint8)
+    deep = {"points": [{"x": 50, "y": 50, "color": (200, 30, 30), "radius": 3}], "strokes": []}
+    out = paint(line, fill, deep).compose()
+    assert (out[5, 5] == 255).all() and (out[60, 120] == 255).all()  # background and box stay white
+    on_line = {"points": [{"x": 100, "y": 60, "color": (30, 30, 200), "radius": 1}], "strokes": []}
+    out = paint(line, fill, on_line).compose()
+    assert out[60, 120, 2] > 150 and out[60, 120, 0] < 100 or out[60, 90, 2] > 150 and out[60, 90, 0] < 100

@@ -206,10 +206,14 @@ def test_layers_true_answers_an_openraster_file(client):
 
 
 def test_too_many_regions_is_a_422_not_a_500(client):
-    pitch, n = 6, 142  # 20164 closed 5x5 cells: more than regions.MAX_REGIONS (20000)
-    grid = np.full((n * pitch + 1, n * pitch + 1), 255, np.uint8)
-    grid[::pitch] = 0
-    grid[:, ::pitch] = 0
+    # lines at irregular pitches (3 or 9 px) on a 1401 px square: ~39,000 closed cells, more than
+    # regions.MAX_REGIONS (20000). Irregular on purpose: a regular grid of small cells reads as a screentone
+    # (tintline.data.manga) and is descreened into a gray tone
+    pos = np.cumsum(np.random.default_rng(0).choice([3, 9], size=220))
+    pos = pos[pos < 1400]
+    grid = np.full((1401, 1401), 255, np.uint8)
+    grid[pos] = 0
+    grid[:, pos] = 0
     for extra in ({}, {"layers": "true"}):
         r = colorize(client, png(grid), **extra)
         assert_json_error(r, 422, "too-many-regions")

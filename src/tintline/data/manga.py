@@ -182,7 +182,7 @@ def _compact(stats: np.ndarray) -> np.ndarray:
     """Component stats (n, 5) -> bool (n,): small, round-ish blobs (screen dots or the holes of a dense screen)."""
     area, bw, bh = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     side = np.maximum(bw, bh)
-    return (area >= 2) & (area <= DOT_MAX_AREA) & (side <= 2.5 * np.sqrt(DOT_MAX_AREA)) & (area >= 0.3 * bw * bh)
+    return (area >= 1) & (area <= DOT_MAX_AREA) & (side <= 2.5 * np.sqrt(DOT_MAX_AREA)) & (area >= 0.3 * bw * bh)
 
 
 def _regular(stats: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
@@ -203,6 +203,8 @@ def _regular(stats: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]
     near = (np.abs(dist - period) <= 0.35 * period).sum(1)
     regular = np.zeros_like(ok)
     regular[idx[near >= 3]] = True
+    if regular.sum() < 0.5 * len(idx):  # a screen is mostly lattice; a few lattice-like spots in random cells are not
+        regular[:] = False
     return regular, period
 
 

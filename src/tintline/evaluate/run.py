@@ -64,6 +64,13 @@ class Case:
     def key(self) -> str:
         return self.entry.sha256[:16]
 
+    @property
+    def shown(self) -> np.ndarray:
+        """(H, W) uint8: what the colorizers were given, at the truth's size (for the report's pictures)."""
+        if self.page is None:
+            return self.line
+        return cv2.resize(self.page, self.line.shape[::-1], interpolation=cv2.INTER_AREA)
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -544,7 +551,7 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, p
             case = cases[i]
             h = hints(case, p)
             pred = fn(case, h)
-            rows_img.append([case.line, overlay_hints(case.line, *render_hints(h, *case.line.shape)), pred,
+            rows_img.append([case.shown, overlay_hints(case.shown, *render_hints(h, *case.line.shape)), pred,
                              case.color, _heat(pred, case.color)])
             caps.append([case.key, " ".join(case.entry.tags), recs[i]["results"][p.key][crit]])
         fname = f"worst_{crit}.png"
@@ -556,7 +563,7 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, p
     rows_img = []
     for case in cases[:8]:
         h = hints(case, hinted)
-        row = [case.line, overlay_hints(case.line, *render_hints(h, *case.line.shape))]
+        row = [case.shown, overlay_hints(case.shown, *render_hints(h, *case.line.shape))]
         for n in names:
             row += [predictors[n](case, hints(case, plain))]
             if not hinted.hintless:
@@ -579,7 +586,7 @@ def _html(report: dict, names: list[str], cases: list[Case], predictors: dict, p
         rows_img = []
         for i in np.argsort(-diffs)[:worst]:
             case = cases[i]
-            rows_img.append([case.line, predictors[str(model)](case, hints(case, plain)),
+            rows_img.append([case.shown, predictors[str(model)](case, hints(case, plain)),
                              predictors[str(compare)](case, hints(case, plain)), case.color])
         Image.fromarray(tile(rows_img)).save(out_dir / "differ_most.png")
         parts.append(figure("differ_most.png", f"where they differ most ({_with(plain)}): line art | {model} |"

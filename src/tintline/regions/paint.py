@@ -25,6 +25,9 @@ import numpy as np
 from ..data.hints import render_hint_items
 from .segment import Segmentation, segment
 
+DEEP_INK = 4.0  # pixels (per 1024 of the long side, at least this): a hint mark on ink whose every pixel is
+# farther than this from paper is inside a solid black area and is dropped
+
 SAME_COLOR = 24  # hints in one region whose RGB channels differ by at most this much are one color (their mean)
 SHADING_FLOOR = 0.6  # the shading layer darkens by at most 40 %
 TRIM = 1.5  # the vote keeps pixels within TRIM x the region's mean distance from its mean
@@ -126,7 +129,8 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
     by the nearest hint pixel inside it; split_labels (H, W) int32 numbers those pieces 1..k (0 elsewhere) and
     split_colors (k + 1, 3) uint8 gives their colors (``None``, ``None`` when nothing was split). A hint on a line
     counts for the region the line pixel belongs to only when the whole mark lies on ink; otherwise its pixels on
-    ink are ignored (they could belong to the region across the line).
+    ink are ignored (they could belong to the region across the line). A mark wholly inside a solid black area
+    (every pixel farther than :data:`DEEP_INK` from paper, scaled up on large images) colors nothing.
     """
     h, w = seg.labels.shape
     ids, colors = render_hint_items(hints, h, w)  # (H, W) int32 item id + 1, (m + 1, 3) uint8
@@ -134,7 +138,16 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
         return table, None, None
     marked = ids > 0
     on_paper = np.bincount(ids[marked & ~seg.ink], minlength=len(colors))  # paper pixels per item
-    use = marked & (~seg.ink | (on_paper[ids] == 0))
+    inked = on_paper[ids] == 0  # pixels of marks that lie wholly on ink
+    if (marked & inked).any():
+        # a mark deep inside a solid black area (a filled spade, black hair) means that area, which is ink: it
+        # colors nothing, rather than whichever region the ink's nearest paper belongs to (often the background)
+        depth = cv2.distanceTransform(seg.ink.astype(np.uint8), cv2.DIST_L2, 3)
+        nearest = np.full(len(colors), np.inf, np.float32)
+        np.minimum.at(nearest, ids[marked & inked], depth[marked & inked])
+        deep = nearest > DEEP_INK * max(1.0, max(h, w) / 1024)
+        inked &= ~deep[ids]
+    use = marked & (~seg.ink | inked)
     if not use.any():
         return table, None, None
     lbl, item = seg.labels[use], ids[use]
