@@ -296,10 +296,16 @@ def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: floa
     return out
 
 
-def _stretch(gray: np.ndarray) -> np.ndarray:
-    """Levels stretched so the 0.5 % / 99.5 % levels become black / white (a dim scan's paper reads as paper)."""
+def _levels(gray: np.ndarray) -> tuple[float, float]:
+    """(H, W) uint8 -> its 0.5 % and 99.5 % gray levels (the ink and the paper of a scan)."""
     cdf = np.cumsum(np.bincount(gray.ravel(), minlength=256))
     lo, hi = (float(np.searchsorted(cdf, q * cdf[-1])) for q in (0.005, 0.995))
+    return lo, hi
+
+
+def _stretch(gray: np.ndarray) -> np.ndarray:
+    """Levels stretched so the 0.5 % / 99.5 % levels become black / white (a dim scan's paper reads as paper)."""
+    lo, hi = _levels(gray)
     if hi - lo < 8:
         return gray
     lut = np.clip((np.arange(256, dtype=np.float32) - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -343,10 +349,8 @@ def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
     if not kind or kind in ("lines", "pencil"):
         line = normalize_input(img)
         if not kind:
-            g = gray if gray is not None else line
-            cdf = np.cumsum(np.bincount(g.ravel(), minlength=256))
-            lo, hi = (float(np.searchsorted(cdf, q * cdf[-1])) for q in (0.005, 0.995))
-            kind = "pencil" if 8 <= hi - lo < 160 else "lines"
+            lo, hi = _levels(gray if gray is not None else line)
+            kind = "pencil" if 8 <= hi - lo < 160 else "lines"  # normalize_input's low-contrast case
         return Page(kind, line)
     if analyse_only:
         return Page(kind, np.empty((0, 0), np.uint8))
