@@ -26,7 +26,7 @@ from .checkpoint import SHIPPED_MODEL, load_generator
 from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
-from .data.manga import colorize_page, page_kind, read_page
+from .data.manga import Page, colorize_page, page_kind, read_page
 from .models.generator import multiply_blend
 from .regions import Segmentation, segment
 from .regions.ora import write_ora
@@ -244,25 +244,29 @@ def image_layers(rgb: np.ndarray) -> Layers:
 
 
 def colorize_to_layers(colorizer: object, img: Image.Image, hints: dict | None = None,
-                       soft_hints: bool | None = None) -> Layers:
+                       soft_hints: bool | None = None, page: Page | None = None) -> Layers:
     """Any colorizer (a :class:`Colorizer`, a baseline, or an object with ``colorize_image``) -> :class:`Layers`
     whose ``compose()`` is exactly what ``colorize_image`` gives for the same arguments.
 
     A region-true :class:`Colorizer` gives its flat / shading / line layers. Outputs with no such decomposition (the
     network's own output with ``soft_hints``, the baselines, other objects) become :func:`image_layers`: the whole
     image in the flat layer. ``soft_hints`` None leaves the colorizer's own default (and is not passed on, so
-    objects whose ``colorize_image`` takes no ``soft_hints`` work)."""
+    objects whose ``colorize_image`` takes no ``soft_hints`` work). ``page``: ``img`` already read
+    (:func:`~tintline.data.manga.read_page`), so a caller that wants its kind reads it once."""
     soft = bool(getattr(colorizer, "soft_hints", False)) if soft_hints is None else soft_hints
     layered = getattr(colorizer, "colorize_layers", None)
+    kw = {} if soft_hints is None else {"soft_hints": soft_hints}
+    if not callable(getattr(colorizer, "colorize_lines", None)):  # an object with colorize_image alone
+        return image_layers(np.asarray(colorizer.colorize_image(img, hints, **kw)))  # type: ignore[attr-defined]
+    page = page if page is not None else read_page(img)
+    keep = getattr(colorizer, "keep_shading", None)
     if not soft and callable(layered):
-        page = read_page(img)
         lay = layered(page.line, hints)
-        keep = getattr(colorizer, "keep_shading", None)
         if page.tone is None or keep is False:
             return lay
         return image_layers(page.finish(lay.compose(), keep))  # the page's own shading: one flat layer
-    kw = {} if soft_hints is None else {"soft_hints": soft_hints}
-    return image_layers(np.asarray(colorizer.colorize_image(img, hints, **kw)))  # type: ignore[attr-defined]
+    rgb = np.asarray(colorizer.colorize_lines(page.line, hints, **kw))  # type: ignore[attr-defined]
+    return image_layers(page.finish(rgb, keep))
 
 
 def layer_paths(png: Path) -> dict[str, Path]:
@@ -326,8 +330,9 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
             info.add_text("tintline:input", page_kind(img))
             Image.fromarray(colorizer.colorize_image(img, hints, soft_hints=soft_hints)).save(out, pnginfo=info)
         else:
-            lay = colorize_to_layers(colorizer, img, hints, soft_hints=soft_hints)
-            info.add_text("tintline:input", page_kind(img))
+            page = read_page(img)
+            lay = colorize_to_layers(colorizer, img, hints, soft_hints=soft_hints, page=page)
+            info.add_text("tintline:input", page.kind)
             Image.fromarray(lay.compose()).save(out, pnginfo=info)
             extra = layer_paths(out)
             write_ora(extra["ora"], lay, title=out.stem)

@@ -40,7 +40,7 @@ from .. import __version__
 from ..baselines import BASELINES
 from ..data.hints import HintError, validate_hints
 from ..data.imageio import BadImage, Limits, decode_image, encode_png
-from ..data.manga import colorize_page, page_kind
+from ..data.manga import colorize_page, page_kind, read_page
 from ..errors import UserError
 from ..inference import colorize_to_layers, default_model, load_colorizer
 from ..regions import RegionError
@@ -313,8 +313,9 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         kw = {"soft_hints": True} if soft_hints else {}
         try:
             if layers:
-                lay = colorize_to_layers(entry.colorizer, img, hints, **kw)
-                rgb, kind = lay.compose(), page_kind(img)
+                page = read_page(img)
+                lay = colorize_to_layers(entry.colorizer, img, hints, page=page, **kw)
+                rgb, kind = lay.compose(), page.kind
             elif callable(getattr(entry.colorizer, "colorize_lines", None)):
                 rgb, page = colorize_page(entry.colorizer, img, hints, **kw)
                 kind = page.kind
