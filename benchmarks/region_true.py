@@ -1,6 +1,6 @@
 """Region-true colorization on drawings the demo dataset does not hold, and on a large page.
 
-    python benchmarks/region_true.py MODEL [LABEL=MODEL ...] [-o DIR] [--page 4096]
+    python benchmarks/region_true.py MODEL [LABEL=MODEL ...] [-o DIR] [--page 4096] [--detail fixed native]
 
 1. **Sprites**: the Ren'Py demo characters (Eileen concerned / vhappy were dropped by the demo build as
    near-duplicates, so no split holds them; Eileen happy is in the validation split, Lucy in the training split).
@@ -9,10 +9,15 @@
    closed region of >= 48 px at 256 px, in the region's true median color), ``largest:4`` and ``none``. Region
    accuracy (share of closed regions whose output median is within ΔE00 10 of the truth's) and ΔE00 over non-line,
    non-background pixels, as in the region-true issue.
-2. **Page**: a PAGE x PAGE page of clip-art drawings from the test split, line art extracted at full resolution, with
-   a dot in every region and with none: seconds and peak memory of one ``colorize_lines`` call (in a child process:
-   its peak resident size while colorizing, the model already loaded), and the share of region-interior pixels
-   (2+ px from the ink) more than 10 CIELAB units from their region's median output color.
+2. **Page**: a PAGE x PAGE page of 4 x 4 clip-art drawings from the test split, line art extracted at full
+   resolution, with a dot in every region, in a random quarter of them, and none: seconds and peak memory of one
+   ``colorize_lines`` call (in a child process: its peak resident size while colorizing, the model already loaded),
+   the share of region-interior pixels (2+ px from the ink) more than 10 CIELAB units from their region's median
+   output color, and region accuracy / ΔE00 over the regions a drawing of the page would score at 256 px (>= 48 px
+   there, so >= 48 * (cell / 256)^2 px on the page).
+
+``--detail``: run the network models at a fixed working size (256 px, the default), at native detail (lines as
+thick as in training, overlapping tiles), or both (labels get `` (native)``).
 
 Writes ``DIR/region_true.json`` and pictures (``sprites_*.png``, ``page_*.png``); prints a Markdown table.
 """
@@ -85,17 +90,21 @@ def protocol_hints(protocol: str, color: np.ndarray, line: np.ndarray) -> dict:
     return region_dots(color, labels, n, min_area(line.shape), largest=largest)
 
 
-def score(pred: np.ndarray, color: np.ndarray, line: np.ndarray, regions) -> dict:
+def _delta_e00(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean CIEDE2000 between two (N, 3) uint8 RGB pixel lists."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
+    return float(deltaE_ciede2000(rgb2lab(truth.reshape(-1, 1, 3)), rgb2lab(pred.reshape(-1, 1, 3))).mean())
+
+
+def score(pred: np.ndarray, color: np.ndarray, line: np.ndarray, regions) -> dict:
     m = region_metrics(pred, color, line, min_area=min_area(line.shape), regions=regions)
     sel = (line >= 160) & (regions.labels > 0)  # non-line, non-background pixels
-    de = deltaE_ciede2000(rgb2lab(color[sel].reshape(-1, 1, 3)), rgb2lab(pred[sel].reshape(-1, 1, 3)))
-    return {"region_acc": m["region_acc"], "delta_e00": float(de.mean()), "bleeding": m["bleeding"],
+    return {"region_acc": m["region_acc"], "delta_e00": _delta_e00(pred[sel], color[sel]), "bleeding": m["bleeding"],
             "regions": m["regions"]}
 
 
-def sprites(models: dict[str, str], out: Path) -> dict:
+def sprites(models: dict[str, tuple[str, str]], out: Path) -> dict:
     result: dict = {}
     rows = []
     for name in SPRITES:
@@ -104,8 +113,8 @@ def sprites(models: dict[str, str], out: Path) -> dict:
         for protocol in PROTOCOLS:
             hints = protocol_hints(protocol, color, line)
             row = [line, overlay_hints(line, *render_hints(hints, *line.shape))]
-            for label, spec in models.items():
-                pred = load_colorizer(spec).colorize_lines(line, hints)
+            for label, (spec, detail) in models.items():
+                pred = _colorizer(spec, detail).colorize_lines(line, hints)
                 result.setdefault(label, {}).setdefault(protocol, {})[name] = score(pred, color, line, regions)
                 row.append(pred)
             if name in ("eileen concerned", "lucy mad"):
@@ -160,8 +169,15 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current resident size
 
 
-def _page_child(spec: str, line: np.ndarray, hints: dict, q: mp.Queue) -> None:
+def _colorizer(spec: str, detail: str):
     colorizer = load_colorizer(spec)
+    if hasattr(colorizer, "detail"):
+        colorizer.detail = detail
+    return colorizer
+
+
+def _page_child(spec: str, detail: str, line: np.ndarray, hints: dict, q: mp.Queue) -> None:
+    colorizer = _colorizer(spec, detail)
     _reset_peak()
     t = time.perf_counter()
     pred = colorizer.colorize_lines(line, hints)
@@ -184,21 +200,42 @@ def off_region(pred: np.ndarray, line: np.ndarray) -> float:
     return float((np.linalg.norm(px - med[lbl], axis=1) > 10).mean())
 
 
-def page(models: dict[str, str], dataset: Path, side: int, out: Path) -> dict:
-    color, line = make_page(dataset, side)
+PAGE_CELLS = 4  # drawings per page side
+
+
+def page_hints(protocol: str, color: np.ndarray, line: np.ndarray, area: int) -> dict:
+    """The page's hints: a dot in every region of >= ``area`` px, in a random quarter of them (seeded), or none."""
+    if protocol == "none":
+        return {"points": [], "strokes": []}
+    labels, n = label_regions(line)
+    dots = region_dots(color, labels, n, area)
+    if protocol == "quarter":
+        keep = np.random.default_rng(0).random(len(dots["points"])) < 0.25
+        dots = {"points": [p for p, k in zip(dots["points"], keep, strict=True) if k], "strokes": []}
+    return dots
+
+
+def page(models: dict[str, tuple[str, str]], dataset: Path, side: int, out: Path) -> dict:
+    color, line = make_page(dataset, side, PAGE_CELLS)
     Image.fromarray(line).save(out / "page_lines.png")
+    area = max(16, round(48 * (side / PAGE_CELLS / 256) ** 2))  # what one drawing would score at 256 px
+    regions = scored_regions(line, area)
     result: dict = {}
     ctx = mp.get_context("spawn")
-    for protocol in ("per-region", "none"):
-        hints = protocol_hints(protocol, color, line)
-        for label, spec in models.items():
+    for protocol in ("per-region", "quarter", "none"):
+        hints = page_hints(protocol, color, line, area)
+        for label, (spec, detail) in models.items():
             q = ctx.Queue()
-            p = ctx.Process(target=_page_child, args=(spec, line, hints, q))
+            p = ctx.Process(target=_page_child, args=(spec, detail, line, hints, q))
             p.start()
             seconds, peak_mb, pred = q.get()
             p.join()
-            result.setdefault(label, {})[protocol] = {"seconds": seconds, "peak_mb": peak_mb,
-                                                      "off_region": off_region(pred, line)}
+            m = region_metrics(pred, color, line, min_area=area, regions=regions)
+            sel = (line >= 160) & (regions.labels > 0)
+            result.setdefault(label, {})[protocol] = {
+                "seconds": seconds, "peak_mb": peak_mb, "off_region": off_region(pred, line),
+                "region_acc": m["region_acc"], "delta_e00": _delta_e00(pred[sel], color[sel]),
+                "regions": m["regions"]}
             if protocol == "per-region":
                 crop = pred[side // 4 : side // 4 + 1024, side // 4 : side // 4 + 1024]
                 Image.fromarray(crop).save(out / f"page_{label}.png")
@@ -213,11 +250,14 @@ def main() -> None:
     ap.add_argument("-o", "--out", default="region-true", type=Path)
     ap.add_argument("--dataset", default="tintline-demo/data", type=Path, help="for the page: its test split")
     ap.add_argument("--page", type=int, default=4096, help="page side in pixels (0: skip the page)")
+    ap.add_argument("--detail", nargs="+", choices=["fixed", "native"], default=["fixed"])
     args = ap.parse_args()
-    models = {}
-    for spec in [*args.models, "region-fill", "white"]:
+    models: dict[str, tuple[str, str]] = {}
+    for spec in args.models:
         label, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else (spec, "", spec)
-        models[label] = path
+        for detail in args.detail:
+            models[label + (f" ({detail})" if len(args.detail) > 1 else "")] = (path, detail)
+    models.update({"region-fill": ("region-fill", "fixed"), "white": ("white", "fixed")})
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": cpu_model(), "command": " ".join(sys.argv), "sprites": sprites(models, args.out)}
     if args.page:
@@ -230,12 +270,12 @@ def main() -> None:
             m = report["sprites"][label][protocol]["mean"]
             print(f"| {label} | {protocol} | {m['region_acc']:.3f} | {m['delta_e00']:.2f} | {m['bleeding']:.2f} |")
     if args.page:
-        print(f"\npage {args.page}x{args.page}:\n\n| model | hints | seconds | peak MB | off-region pixels |\n"
-              "|---|---|---|---|---|")
+        print(f"\npage {args.page}x{args.page}:\n\n| model | hints | seconds | peak MB | off-region pixels |"
+              " region accuracy | ΔE00 |\n|---|---|---|---|---|---|---|")
         for label in models:
             for protocol, m in report["page"][label].items():
                 print(f"| {label} | {protocol} | {m['seconds']:.1f} | {m['peak_mb']:.0f} |"
-                      f" {100 * m['off_region']:.1f} % |")
+                      f" {100 * m['off_region']:.1f} % | {m['region_acc']:.3f} | {m['delta_e00']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -171,10 +171,10 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
                    device: str = "cpu", soft_hints: bool = False, gap: int | None = None,
                    progress: bool = True, colorizer: object | None = None,
                    settings_extra: dict | None = None, confidence: float | None = None,
-                   keep_shading: bool | None = None) -> list[Path]:
+                   keep_shading: bool | None = None, detail: str | None = None) -> list[Path]:
     """Colorize folders and archives (see the module docstring); returns the written files (PNG pages of folders,
     one .cbz per archive), in input order. ``hints``: validated hints for pages without a sidecar."""
-    from .inference import Colorizer, load_colorizer
+    from .inference import configure, load_colorizer
 
     limits = Limits()
     jobs: list[tuple[Path, list[Page]]] = []
@@ -186,15 +186,13 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
             jobs.append((p, archive_pages(p, limits)))
         else:
             raise UserError(f"input not found: {name}")
-    colorizer = colorizer or load_colorizer(model, device=device)
-    if gap is not None and isinstance(colorizer, Colorizer):
-        colorizer.gap = gap
-    if confidence is not None and isinstance(colorizer, Colorizer):
-        colorizer.confidence = confidence
+    colorizer = configure(colorizer or load_colorizer(model, device=device), gap=gap, confidence=confidence,
+                          keep_shading=keep_shading, detail=detail)
     extra = dict(settings_extra or {})
-    if keep_shading is not None and hasattr(colorizer, "keep_shading"):
-        colorizer.keep_shading = keep_shading  # type: ignore[attr-defined]
-        extra["keep_shading"] = keep_shading  # only when set: a resumed batch from before the flag keeps its key
+    # only when set: a resumed batch from before these options keeps its settings key
+    for name, value in (("keep_shading", keep_shading), ("detail", detail)):
+        if value is not None and hasattr(colorizer, name):
+            extra[name] = value
     out_dir.mkdir(parents=True, exist_ok=True)
     state = BatchState(out_dir, _settings_key(model, soft=soft_hints, gap=gap, hints=hints, confidence=confidence,
                                               **extra))

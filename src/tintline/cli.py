@@ -214,11 +214,11 @@ def cmd_colorize(a: argparse.Namespace) -> None:
         raise UserError(f"--confidence must be 0 or more, got {a.confidence}")
     written = colorize_files(model, files, Path(a.out), hints_path=a.hints, device=a.device,
                              soft_hints=a.soft_hints, layers=a.layers, gap=a.gap,
-                             confidence=a.confidence, keep_shading=a.keep_shading) if files else []
+                             confidence=a.confidence, keep_shading=a.keep_shading, detail=a.detail) if files else []
     if batch:
         written += colorize_batch(model, batch, Path(a.out), hints=load_hints(a.hints) if a.hints else None,
                                   device=a.device, soft_hints=a.soft_hints, gap=a.gap, confidence=a.confidence,
-                                  keep_shading=a.keep_shading)
+                                  keep_shading=a.keep_shading, detail=a.detail)
     for p in written:
         print(p)
         if a.layers:
@@ -487,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-shading", action=argparse.BooleanOptionalAction, default=None,
                    help="a gray or screentoned manga page (or a color image) keeps its own lightness and the model"
                         " chooses only the colors over it (default: on for such pages; line art has no shading)")
+    s.add_argument("--detail", choices=["fixed", "native"], default=None,
+                   help="fixed (default): the network sees the input at its training size (256 px), the regions and"
+                        " colors stay at full size; native: scaled so its lines are as thick as in training and run"
+                        " on overlapping 512-px tiles, for large pages with small regions (slower)")
     s.add_argument("--layers", action="store_true",
                    help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
                         " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")

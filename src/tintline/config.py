@@ -155,10 +155,12 @@ class NetConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    hint_encoding: Literal["sparse", "region"] = Field(
+    hint_encoding: Literal["sparse", "region", "tone"] = Field(
         "region",
         description="sparse: hint marks only (5 input channels); region: marks plus the marks flooded into their "
-        "closed line-art regions (9 channels), a classical prior the network corrects.",
+        "closed line-art regions (9 channels), a classical prior the network corrects; tone: region plus a gray "
+        "page's own shading and a has-tone plane (11 channels; a share train.p_tone of samples get the tone), so "
+        "the network sees a manga page's grays, not only its lines.",
     )
     generator: NetConfig = Field(
         default_factory=lambda: NetConfig(
@@ -315,6 +317,8 @@ class LoopConfig(_Strict):
                            "model file or run folder; the learning rates are scaled by finetune_lr_scale.")
     freeze_encoder: int = Field(0, ge=0, description="With init_from: freeze the stem and the first N encoder levels.")
     finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="Learning-rate factor when init_from is set.")
+    p_tone: float = Field(0.5, ge=0, le=1, description="With model.hint_encoding tone: share of training samples "
+                          "that also get their gray page's tone (the rest: line art alone, as a user's drawing).")
 
 
 class TrainConfig(_Strict):

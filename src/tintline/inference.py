@@ -27,11 +27,13 @@ from .data.dataset import encode_input, to_uint8
 from .data.hints import hint_image_to_hints, load_hints, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.manga import Page, colorize_page, page_kind, read_page
+from .errors import UserError
 from .models.generator import multiply_blend
 from .regions import Segmentation, segment
 from .regions.ora import write_ora
 from .regions.paint import Layers, paint, region_votes
-from .regions.palette import class_votes, neighbourhoods
+from .regions.palette import class_votes, fit_lightness, neighbourhoods, region_lightness
+from .regions.segment import line_width
 
 SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
 DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
@@ -39,6 +41,17 @@ DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0
 # an unhinted region takes its color-class choice when the class head gives it at least this chance of being
 # right (CIEDE2000 < 10); otherwise the regression's vote (calibrated on validation: benchmarks/shading.py)
 DEFAULT_CONFIDENCE = 0.0
+# a gray page tells each region's lightness: the class head's choice is weighed by how well each palette color's L*
+# fits the region's (a Gaussian of this width in L* units; 0: not used). Chosen on validation pages.
+DEFAULT_TONE_SIGMA = 10.0
+# native detail (issue 14): the input is scaled so its lines are about as thick as in training, never below the
+# fixed working size; beyond TILE px the network runs on overlapping tiles (activation memory bounded by the tile)
+TRAIN_LINE_WIDTH = 2.0  # median stroke width (line_width) of the demo's training pairs at 256 px: 2.1; models
+# trained since record their own ("line_width" in the model's metadata)
+TILE = 512  # tile side in working pixels (a multiple of the networks' 64)
+TILE_OVERLAP = 64
+MAX_WORK_SIDE = 4096  # the working image's long side never exceeds this (time bound on huge thin-lined inputs)
+DETAILS = ("native", "fixed")
 
 
 @dataclass
@@ -50,22 +63,77 @@ class ClassMap:
     ys: np.ndarray
     xs: np.ndarray
     palette: np.ndarray
+    weights: np.ndarray | None = None  # (h, w) each grid point's blending weight (tiles); None: 1 everywhere
 
-    def region_probs(self, seg: Segmentation, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """Pool the logits over each region of ``seg`` (full resolution; the small image is ``scale`` times it) ->
-        (probabilities (n + 1, K), grid points per region (n + 1,)); rows without grid points are uniform."""
+    def pool(self, seg: Segmentation, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted sums of the logits over each region of ``seg`` (full resolution; the working image is ``scale``
+        times it) -> (sums (n + 1, K) float64, total weight per region (n + 1,))."""
         h, w = seg.labels.shape
         fy = np.clip(((self.ys + 0.5) / scale).astype(np.int64), 0, h - 1)
         fx = np.clip(((self.xs + 0.5) / scale).astype(np.int64), 0, w - 1)
         lbl = seg.labels[np.ix_(fy, fx)]  # (h', w') the region under each grid point
         sel = ~seg.ink[np.ix_(fy, fx)]
         k = self.logits.shape[0]
-        flat = torch.from_numpy(np.ascontiguousarray(self.logits[:, sel].T))  # (N, K)
+        wt = np.ones(lbl.shape) if self.weights is None else self.weights
+        flat = torch.from_numpy(np.ascontiguousarray(self.logits[:, sel].T)).double()  # (N, K)
+        wsel = torch.from_numpy(wt[sel].astype(np.float64))
         ids = torch.from_numpy(lbl[sel].astype(np.int64))
-        counts = torch.bincount(ids, minlength=seg.n + 1).double()
-        pooled = torch.zeros(seg.n + 1, k, dtype=torch.float64).index_add_(0, ids, flat.double())
-        pooled /= counts.clamp_min(1)[:, None]
-        return torch.softmax(pooled, 1).numpy(), counts.numpy()
+        counts = torch.zeros(seg.n + 1, dtype=torch.float64).index_add_(0, ids, wsel)
+        pooled = torch.zeros(seg.n + 1, k, dtype=torch.float64).index_add_(0, ids, flat * wsel[:, None])
+        return pooled.numpy(), counts.numpy()
+
+    def region_probs(self, seg: Segmentation, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pool the logits over each region of ``seg`` -> (probabilities (n + 1, K), weight of the grid points per
+        region (n + 1,)); rows without grid points are uniform."""
+        return _softmax_pooled(*self.pool(seg, scale))
+
+
+@dataclass
+class TiledClassMap:
+    """The class maps of the tiles of one image (grid coordinates in the whole working image, blending weights
+    set): a region's logits are averaged over every tile that sees it, weighted like the tiles' colors."""
+
+    maps: list[ClassMap]
+    palette: np.ndarray
+
+    def region_probs(self, seg: Segmentation, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        pooled, counts = self.maps[0].pool(seg, scale)
+        for m in self.maps[1:]:
+            p, c = m.pool(seg, scale)
+            pooled += p
+            counts += c
+        return _softmax_pooled(pooled, counts)
+
+
+def _softmax_pooled(pooled: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = torch.from_numpy(pooled / np.maximum(counts, 1e-12)[:, None])
+    return torch.softmax(mean, 1).numpy(), counts
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of side ``tile`` covering ``n`` pixels, neighbours overlapping by ``overlap`` or more
+    (the last tile ends at the edge)."""
+    if n <= tile:
+        return [0]
+    starts = list(range(0, n - tile, tile - overlap))
+    return [*starts, n - tile]
+
+
+def blend_window(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool) -> np.ndarray:
+    """(h, w) float32 weights of one tile: linear ramps over ``overlap`` pixels on the sides that have a neighbour
+    (flags), 1 elsewhere. Overlapping tiles' weights are normalized by their sum, so colors cross-fade over the
+    overlap instead of meeting at a seam."""
+    def ramp(n: int, start: bool, end: bool) -> np.ndarray:
+        r = np.ones(n, np.float32)
+        k = min(overlap, n)
+        edge = (np.arange(k, dtype=np.float32) + 0.5) / k  # (0, 1): never 0, so every pixel has some weight
+        if start:
+            r[:k] = np.minimum(r[:k], edge)
+        if end:
+            r[n - k:] = np.minimum(r[n - k:], edge[::-1])
+        return r
+
+    return np.outer(ramp(h, top, bottom), ramp(w, left, right))
 
 
 class Colorizer:
@@ -76,11 +144,17 @@ class Colorizer:
     voted from the network, the network's shading on top (scaled by ``shading``, 0..1). ``soft_hints=True`` is the
     network's own output (hints are suggestions it may blend or ignore, colors may cross lines): the behaviour
     before region-true output, kept for comparison and for drawings whose lines are not closed at all.
+
+    ``tone`` (the methods' keyword): a gray page's own shading, (H, W) uint8 as :func:`read_page` gives it. It
+    tells each region's lightness, which the color choice follows (``tone_sigma``), and a ``tone``-encoded
+    generator sees it as input.
     """
+
+    accepts_tone = True  # colorize_page passes a gray page's tone (subclasses that cannot use it say False)
 
     def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
                  soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE,
-                 paper_background: bool = True, confidence: float = DEFAULT_CONFIDENCE):
+                 paper_background: bool = True, confidence: float = DEFAULT_CONFIDENCE, detail: str = "fixed"):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
@@ -112,33 +186,94 @@ class Colorizer:
         if self.palette is not None and not np.abs(self.palette).any():
             self.palette = None  # a head whose palette was never fitted (an untrained network): not used
         self._near = neighbourhoods(self.palette) if self.palette is not None else None
+        self.tone_sigma = DEFAULT_TONE_SIGMA
+        if detail not in DETAILS:
+            raise UserError(f"detail {detail!r}: expected one of {', '.join(DETAILS)}")
+        self.detail = detail
+        self.tile = TILE
+        self.line_width = float(self.meta.get("line_width", TRAIN_LINE_WIDTH))
+
+    def work_scale(self, line: np.ndarray) -> float:
+        """The factor from the input to the network's working image. ``fixed``: the long side at ``max_side`` (the
+        training size; never enlarged). ``native``: lines as thick as in training (the model's ``line_width``), so a
+        large page keeps its detail, never smaller than ``fixed`` gives and never over MAX_WORK_SIDE."""
+        h, w = line.shape
+        fixed = min(1.0, self.max_side / max(h, w))
+        if self.detail == "fixed" or fixed >= 1.0:
+            return fixed
+        lw = line_width(line)  # 0 without ink: nothing to match
+        native = min(1.0, self.line_width / lw, MAX_WORK_SIDE / max(h, w)) if lw > 0 else fixed
+        return max(fixed, native)
 
     @torch.no_grad()
-    def _network(self, line: np.ndarray, hints: dict | None,
-                 classes: bool = False) -> tuple[np.ndarray, np.ndarray, float, ClassMap | None]:
+    def _network(self, line: np.ndarray, hints: dict | None, classes: bool = False, tone: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, float, ClassMap | TiledClassMap | None]:
         """line (H, W) uint8 -> (output (h, w, 3) uint8, fill (h, w, 3) uint8, scale, class map) at the working
-        size.
+        size (:meth:`work_scale`).
 
         output is the network's image (fill multiplied by the line art for ``blend: multiply`` generators); fill is
         the color it paints under the lines (the same as output for ``blend: direct``). The class map is given when
-        ``classes`` is asked and the generator has a color-class head (None otherwise)."""
+        ``classes`` is asked and the generator has a color-class head (None otherwise). ``tone`` (H, W) uint8 goes
+        to generators of the ``tone`` encoding (others ignore it). A working image larger than ``tile`` runs as
+        overlapping tiles, cross-faded (:func:`blend_window`); their class maps pool per region together."""
         h, w = line.shape
-        scale = min(1.0, self.max_side / max(h, w))
+        scale = self.work_scale(line)
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-        small = cv2.resize(line, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else line
+
+        def shrink(a: np.ndarray) -> np.ndarray:
+            return cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else a
+
+        small = shrink(line)
+        small_t = shrink(tone) if tone is not None and self.encoding == "tone" else None
         hint_colors, mask = render_hints(hints or {"points": [], "strokes": []}, sh, sw, scale=scale)
+        t = self.tile
+        if max(sh, sw) <= t:
+            out, fill, cmap = self._run(small, hint_colors, mask, small_t, classes)
+            return out, fill, scale, cmap
+        acc_out = np.zeros((sh, sw, 3), np.float32)
+        acc_fill = np.zeros((sh, sw, 3), np.float32)
+        total = np.zeros((sh, sw, 1), np.float32)
+        maps = []
+        for y0 in tile_starts(sh, t, TILE_OVERLAP):
+            for x0 in tile_starts(sw, t, TILE_OVERLAP):
+                cut = (slice(y0, y0 + t), slice(x0, x0 + t))
+                out, fill, cmap = self._run(small[cut], hint_colors[cut], mask[cut],
+                                            None if small_t is None else small_t[cut], classes)
+                th, tw = out.shape[:2]
+                win = blend_window(th, tw, TILE_OVERLAP, y0 > 0, y0 + th < sh, x0 > 0, x0 + tw < sw)
+                acc_out[cut] += out * win[..., None]
+                acc_fill[cut] += fill * win[..., None]
+                total[cut] += win[..., None]
+                if cmap is not None:
+                    iy = np.clip(np.round(cmap.ys).astype(np.int64), 0, th - 1)
+                    ix = np.clip(np.round(cmap.xs).astype(np.int64), 0, tw - 1)
+                    cmap.weights = win[np.ix_(iy, ix)]
+                    cmap.ys, cmap.xs = cmap.ys + y0, cmap.xs + x0  # in the whole working image
+                    cmap.logits = cmap.logits.astype(np.float16)  # kept until the regions are known: halve it
+                    maps.append(cmap)
+        out = np.clip(acc_out / total + 0.5, 0, 255).astype(np.uint8)
+        fill = np.clip(acc_fill / total + 0.5, 0, 255).astype(np.uint8)
+        return out, fill, scale, (TiledClassMap(maps, maps[0].palette) if maps else None)
+
+    def _run(self, small: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, tone: np.ndarray | None,
+             classes: bool) -> tuple[np.ndarray, np.ndarray, ClassMap | None]:
+        """One network pass over a working image (or a tile of it): (h, w) line art, (h, w, 3) hint colors, (h, w)
+        mask, (h, w) tone or None -> (output, fill (h, w, 3) uint8, class map in its own pixel coordinates)."""
+        sh, sw = small.shape
         ph, pw = -sh % self.multiple, -sw % self.multiple
         # pad with paper (and no hints); split the padding so the drawing stays centred in the receptive field
         pads = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
         small_p = np.pad(small, pads, constant_values=255)
         colors_p = np.pad(hint_colors, (*pads, (0, 0)))
         mask_p = np.pad(mask, pads)
+        tone_p = None if tone is None else np.pad(tone, pads, constant_values=255)
         seg_p = None
-        if self.encoding == "region":  # the encoding floods hints into these regions (as in training)
+        if self.encoding in ("region", "tone"):  # the encoding floods hints into these regions (as in training)
             seg = segment(small)
             labels_p = np.pad(seg.labels, pads)  # padding: label 0, a region of its own that no hint reaches
             seg_p = Segmentation(labels_p, seg.n, np.pad(seg.ink, pads), seg.areas, seg.border)
-        x = encode_input(small_p, colors_p, mask_p, self.encoding, seg=seg_p).unsqueeze(0).to(self.device)
+        x = encode_input(small_p, colors_p, mask_p, self.encoding, seg=seg_p, tone=tone_p).unsqueeze(0)
+        x = x.to(self.device)
         want = classes and self.palette is not None
         logits_t = None
         if hasattr(self.net, "fill_and_classes"):
@@ -155,9 +290,9 @@ class Colorizer:
             ry, rx = (ys >= 0) & (ys <= sh - 1), (xs >= 0) & (xs <= sw - 1)
             logits = logits_t[0].float().cpu().numpy()[:, ry][:, :, rx]
             cmap = ClassMap(logits, ys[ry], xs[rx], self.palette)
-        return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], scale, cmap
+        return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], cmap
 
-    def network_votes(self, line: np.ndarray, hints: dict | None, seg: Segmentation
+    def network_votes(self, line: np.ndarray, hints: dict | None, seg: Segmentation, tone: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """The network's color for every region of ``seg`` (full resolution).
 
@@ -166,7 +301,7 @@ class Colorizer:
         regression's vote elsewhere and for models without a head, vote stride)."""
         h, w = line.shape
         use_classes = self.palette is not None and self.confidence <= 1.0
-        _, fill, scale, cmap = self._network(line, hints, classes=use_classes)
+        _, fill, scale, cmap = self._network(line, hints, classes=use_classes, tone=tone)
         if scale < 1:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
         stride = max(1, int(1 / scale))  # the fill was upsampled: sampling every stride-th pixel sees all of it
@@ -174,26 +309,29 @@ class Colorizer:
         votes = own
         if cmap is not None and self._near is not None:
             probs, counts = cmap.region_probs(seg, scale)
+            if tone is not None and self.tone_sigma > 0:
+                probs = fit_lightness(probs, cmap.palette, region_lightness(tone, seg), self.tone_sigma)
             colors, conf = class_votes(probs, cmap.palette, self._near)
             take = (conf >= self.confidence) & (counts > 0)
             take[0] = False
             votes = np.where(take[:, None], colors, own).astype(np.float32)
         return fill, own, votes, stride
 
-    def colorize_layers(self, line: np.ndarray, hints: dict | None = None) -> Layers:
+    def colorize_layers(self, line: np.ndarray, hints: dict | None = None, tone: np.ndarray | None = None) -> Layers:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> region-true :class:`Layers`."""
         seg = segment(line, gap=self.gap)
-        fill, own, votes, stride = self.network_votes(line, hints, seg)
+        fill, own, votes, stride = self.network_votes(line, hints, seg, tone=tone)
         return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=stride, white=self.white,
                      paper_background=self.paper_background, votes=votes, own=own)
 
-    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
+    def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None,
+                       tone: np.ndarray | None = None) -> np.ndarray:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> (H, W, 3) uint8 RGB."""
         soft = self.soft_hints if soft_hints is None else soft_hints
         if not soft:
-            return self.colorize_layers(line, hints).compose()
+            return self.colorize_layers(line, hints, tone=tone).compose()
         h, w = line.shape
-        y, _, scale, _ = self._network(line, hints)
+        y, _, scale, _ = self._network(line, hints, tone=tone)
         if scale < 1:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC)
             # multiply the crisp full-resolution ink back over the smooth upscaled colors
@@ -260,12 +398,13 @@ def colorize_to_layers(colorizer: object, img: Image.Image, hints: dict | None =
         return image_layers(np.asarray(colorizer.colorize_image(img, hints, **kw)))  # type: ignore[attr-defined]
     page = page if page is not None else read_page(img)
     keep = getattr(colorizer, "keep_shading", None)
+    tone = {"tone": page.tone} if page.tone is not None and getattr(colorizer, "accepts_tone", False) else {}
     if not soft and callable(layered):
-        lay = layered(page.line, hints)
+        lay = layered(page.line, hints, **tone)
         if page.tone is None or keep is False:
             return lay
         return image_layers(page.finish(lay.compose(), keep))  # the page's own shading: one flat layer
-    rgb = np.asarray(colorizer.colorize_lines(page.line, hints, **kw))  # type: ignore[attr-defined]
+    rgb = np.asarray(colorizer.colorize_lines(page.line, hints, **kw, **tone))  # type: ignore[attr-defined]
     return image_layers(page.finish(rgb, keep))
 
 
@@ -275,10 +414,23 @@ def layer_paths(png: Path) -> dict[str, Path]:
                                                 for k in ("flat", "shading", "lines")}}
 
 
+def configure(colorizer: object, gap: int | None = None, confidence: float | None = None,
+              keep_shading: bool | None = None, detail: str | None = None) -> object:
+    """Set the options a user gave (None: leave the colorizer's default) on a colorizer that has them; -> it.
+    Baselines and plugin objects without an option are left as they are."""
+    if detail is not None and detail not in DETAILS:
+        raise UserError(f"--detail {detail}: expected one of {', '.join(DETAILS)}")
+    for name, value in (("gap", gap), ("confidence", confidence), ("keep_shading", keep_shading),
+                        ("detail", detail)):
+        if value is not None and hasattr(colorizer, name):
+            setattr(colorizer, name, value)
+    return colorizer
+
+
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu", soft_hints: bool = False, layers: bool = False,
                    gap: int | None = None, confidence: float | None = None,
-                   keep_shading: bool | None = None) -> list[Path]:
+                   keep_shading: bool | None = None, detail: str | None = None) -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
     of the inputs' size) applies to every input.
 
@@ -290,7 +442,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     shading and lines. ``gap``: the gap-closing width in pixels for a network model (None: the measured line
     width; 0: none). ``confidence``: see :class:`Colorizer` (None: its default). ``keep_shading``: a gray,
     screentoned or color page keeps its own lightness (None: yes for those; the PNG's ``tintline:input`` text says
-    what kind of input was read)."""
+    what kind of input was read). ``detail``: ``fixed`` or ``native`` (see :meth:`Colorizer.work_scale`; None:
+    the colorizer's default)."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -300,13 +453,8 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     for name in inputs:
         if not Path(name).is_file():
             raise FileNotFoundError(f"input not found: {name}")
-    colorizer = load_colorizer(model, device=device)
-    if gap is not None and isinstance(colorizer, Colorizer):
-        colorizer.gap = gap
-    if confidence is not None and isinstance(colorizer, Colorizer):
-        colorizer.confidence = confidence
-    if keep_shading is not None and hasattr(colorizer, "keep_shading"):
-        colorizer.keep_shading = keep_shading
+    colorizer = configure(load_colorizer(model, device=device), gap=gap, confidence=confidence,
+                          keep_shading=keep_shading, detail=detail)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken: set[Path] = set()  # every file written so far, layers included

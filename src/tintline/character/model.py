@@ -296,6 +296,8 @@ class CharacterColorizer(Colorizer):
     apply). Other arguments as for :class:`Colorizer`; ``soft_hints`` in ``combined`` mode gives the network's own
     output (the references unused)."""
 
+    accepts_tone = False  # its matching and votes work on the lines alone
+
     def __init__(self, model: str | Path, mode: str = "combined", device: str = "cpu", max_side: int | None = None,
                  soft_hints: bool = False, shading: float = DEFAULT_SHADING):
         if mode not in MODES:

@@ -3,7 +3,8 @@
 Tensor conventions (shared with inference through :func:`encode_input` and :func:`to_uint8`):
 line (1, H, W) in [-1, 1] with paper = +1; hint colors (3, H, W) in [-1, 1], zero where no hint; mask (1, H, W)
 in {0, 1}; target RGB (3, H, W) in [-1, 1]. The network input is their concatenation, (5, H, W), plus for the
-``region`` encoding the region fill of the hints, (4, H, W) more.
+``region`` encoding the region fill of the hints, (4, H, W) more, plus for the ``tone`` encoding the page's gray
+tone and a plane saying whether there is one, (2, H, W) more.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from ..config import HintConfig
 from ..regions import Segmentation, region_fill, segment
 from .hints import render_hints, simulate_hints
+from .manga import training_tone
 from .store import Entry
 
 
@@ -28,7 +30,7 @@ def _to_unit(arr: np.ndarray) -> torch.Tensor:
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
 
-HINT_ENCODINGS = {"sparse": 5, "region": 9}  # name -> network input channels
+HINT_ENCODINGS = {"sparse": 5, "region": 9, "tone": 11}  # name -> network input channels
 
 
 def input_channels(encoding: str) -> int:
@@ -43,16 +45,22 @@ def _marks(colors: np.ndarray, mask: np.ndarray) -> list[torch.Tensor]:
 
 
 def encode_input(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray, encoding: str = "sparse",
-                 seg: Segmentation | None = None) -> torch.Tensor:
+                 seg: Segmentation | None = None, tone: np.ndarray | None = None) -> torch.Tensor:
     """line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool -> (C, H, W) float network input.
 
     sparse: [line, hint rgb, hint mask] (5 channels). region: the same plus the hints flooded into their closed
     regions, [fill rgb, fill mask] (9 channels), so hints reach whole areas from the first step of training.
+    tone: region's 9 plus [tone, has tone] (11 channels): ``tone`` (H, W) uint8 is a gray page's own shading (the
+    page descreened, lines included; paper 255), zeros and a 0 plane when there is none (line art).
     """
     parts = [_to_unit(line), *_marks(hint_colors, mask)]
-    if encoding == "region":
+    if encoding in ("region", "tone"):
         parts += _marks(*region_fill(line, hint_colors, mask, seg=seg))
-    elif encoding != "sparse":
+    if encoding == "tone":
+        h, w = line.shape
+        given = tone is not None
+        parts += [_to_unit(tone) if given else torch.zeros(1, h, w), torch.full((1, h, w), float(given))]
+    elif encoding not in ("sparse", "region"):
         input_channels(encoding)  # raises with the known names
     return torch.cat(parts, dim=0)
 
@@ -83,7 +91,7 @@ class PairDataset(Dataset):
 
     def __init__(self, entries: Sequence[Entry], hints: HintConfig, crop: int | None = None, flip: bool = False,
                  train: bool = True, seed: int = 0, hint_count: int | None = None, encoding: str = "sparse",
-                 scale: tuple[float, float] = (1.0, 1.0)):
+                 scale: tuple[float, float] = (1.0, 1.0), p_tone: float = 0.0):
         input_channels(encoding)
         if not entries:
             raise ValueError("no entries")
@@ -96,6 +104,7 @@ class PairDataset(Dataset):
         self.hint_count = hint_count
         self.encoding = encoding
         self.scale = scale
+        self.p_tone = p_tone  # tone encoding: share of samples that also get their page's gray tone
         self.drop = 0.0  # share of hint marks dropped; the trainer raises it during training (HintConfig.drop)
 
     def __len__(self) -> int:
@@ -130,8 +139,11 @@ class PairDataset(Dataset):
         hints = simulate_hints(color, line, self.hints, rng, count=self.hint_count, drop=self.drop)
         hint_colors, mask = render_hints(hints, *line.shape)
         seg = segment(line)  # once: the hint encoding's region fill and the region-pooled loss share it
+        tone = None
+        if self.encoding == "tone" and self.p_tone > 0 and rng.random() < self.p_tone:
+            tone = training_tone(np.ascontiguousarray(color), np.ascontiguousarray(line), rng)
         return {
-            "input": encode_input(line, hint_colors, mask, self.encoding, seg=seg),
+            "input": encode_input(line, hint_colors, mask, self.encoding, seg=seg, tone=tone),
             "target": _to_unit(color),
             "regions": torch.from_numpy(seg.paper_labels().astype(np.int64)),  # (H, W), 0 on ink
             "index": torch.tensor(index),

@@ -39,7 +39,7 @@ SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with
 
 # ----------------------------------------------------------------------------------------------- lightness
 
-_GRAY_L = cv2.cvtColor(np.arange(256, dtype=np.float32).reshape(1, 256, 1).repeat(3, 2) / 255.0,
+GRAY_L = cv2.cvtColor(np.arange(256, dtype=np.float32).reshape(1, 256, 1).repeat(3, 2) / 255.0,
                        cv2.COLOR_RGB2Lab)[0, :, 0]  # (256,) CIE L* of each sRGB gray level, increasing
 
 
@@ -49,8 +49,8 @@ def lightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def gray_of_lightness(lum: np.ndarray) -> np.ndarray:
-    """(H, W) L* in [0, 100] -> (H, W) uint8 sRGB gray of that lightness (the inverse of :data:`_GRAY_L`)."""
-    return np.clip(np.interp(lum, _GRAY_L, np.arange(256)) + 0.5, 0, 255).astype(np.uint8)
+    """(H, W) L* in [0, 100] -> (H, W) uint8 sRGB gray of that lightness (the inverse of :data:`GRAY_L`)."""
+    return np.clip(np.interp(lum, GRAY_L, np.arange(256)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _in_gamut(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,7 @@ def keep_lightness(rgb: np.ndarray, tone: np.ndarray, rows: int = 512) -> np.nda
     out = np.empty_like(rgb)
     for y in range(0, rgb.shape[0], rows):
         lab = cv2.cvtColor(rgb[y:y + rows].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-        lab[..., 0] = _GRAY_L[tone[y:y + rows]]
+        lab[..., 0] = GRAY_L[tone[y:y + rows]]
         back, ok = _in_gamut(lab)
         if not ok.all():  # bisect each out-of-gamut pixel's chroma scale (8 steps: within 0.4 %)
             bad = lab[~ok]
@@ -138,6 +138,17 @@ def render_manga(rgb: np.ndarray, levels: int = 0, screen: bool = False, period:
         f = page.astype(np.float32) + rng.normal(0.0, noise, page.shape).astype(np.float32)
         page = np.clip(cv2.GaussianBlur(f, (0, 0), 0.4) + 0.5, 0, 255).astype(np.uint8)
     return page
+
+
+def training_tone(rgb: np.ndarray, line: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8 color + its (H, W) uint8 line art -> (H, W) uint8: the gray tone a page of it would give the
+    network after reading (:func:`read_page`: screens descreened, lines kept): the color's L* as continuous gray or
+    a few flat tones, the line art on top, print noise and the blur descreening leaves, all drawn from ``rng``."""
+    levels = int(rng.choice([0, 0, 4, 5, 6, 8]))
+    page = render_manga(rgb, levels=levels, noise=float(rng.uniform(0.0, 4.0)), seed=int(rng.integers(2**31)),
+                        lines=line)
+    sigma = float(rng.uniform(0.0, 1.2))
+    return cv2.GaussianBlur(page, (0, 0), sigma) if sigma > 0.3 else page
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -368,6 +379,8 @@ def colorize_page(colorizer: object, img: Image.Image, hints: dict | None = None
     kinds). ``soft_hints`` None is not passed on."""
     page = read_page(img)
     kw = {} if soft_hints is None else {"soft_hints": soft_hints}
+    if page.tone is not None and getattr(colorizer, "accepts_tone", False):
+        kw["tone"] = page.tone  # the colors follow the page's lightness (and a tone model sees its grays)
     rgb = np.asarray(colorizer.colorize_lines(page.line, hints, **kw))  # type: ignore[attr-defined]
     keep = getattr(colorizer, "keep_shading", None) if keep_shading is None else keep_shading
     return page.finish(rgb, keep), page

@@ -321,6 +321,14 @@ def split_spec(spec: str | Path) -> tuple[str, str | Path]:
     return text, spec
 
 
+def colorize_case_page(colorizer: object, case: Case, hints: dict) -> tuple[np.ndarray, str]:
+    """``--input manga``: the case's page (:func:`manga_page`, at MANGA_SCALE) colorized as a user's page would be
+    (read, descreened, its shading kept), hints scaled with it -> (RGB at the case's size, the kind read)."""
+    assert case.page is not None
+    rgb, page = colorize_page(colorizer, Image.fromarray(case.page), scale_hints(hints, MANGA_SCALE))
+    return cv2.resize(rgb, case.color.shape[1::-1], interpolation=cv2.INTER_AREA), page.kind
+
+
 def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str = "test", limit: int = 0,
              device: str = "cpu", seed: int = 0, progress: bool = True, baselines: tuple[str, ...] = (),
              hint_curve: bool = False, gaps: bool = False, predictions: Path | None = None,
@@ -351,10 +359,8 @@ def evaluate(model: str | Path | None, dataset: Path, out_dir: Path, split: str 
             return colorizer, (lambda case, hints: colorizer.colorize_lines(case.line, hints))
 
         def from_page(case: Case, hints: dict) -> np.ndarray:
-            assert case.page is not None
-            rgb, page = colorize_page(colorizer, Image.fromarray(case.page), scale_hints(hints, MANGA_SCALE))
-            kinds[case.key] = page.kind
-            return cv2.resize(rgb, case.color.shape[1::-1], interpolation=cv2.INTER_AREA)
+            rgb, kinds[case.key] = colorize_case_page(colorizer, case, hints)
+            return rgb
 
         return colorizer, from_page
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..data.manga import GRAY_L
 from .paint import _bincount3, to_lab
 from .segment import Segmentation, segment
 
@@ -98,3 +99,27 @@ def class_votes(probs: np.ndarray, palette: np.ndarray, near: np.ndarray) -> tup
     w = probs * near[best]  # (R, K): the neighbourhood's probabilities
     colors = (w @ palette) / np.maximum(w.sum(1, keepdims=True), 1e-8)
     return colors.astype(np.float32), conf.astype(np.float32)
+
+
+def region_lightness(tone: np.ndarray, seg: Segmentation) -> np.ndarray:
+    """(H, W) uint8 gray page (its shading, as :func:`~tintline.data.manga.read_page` gives it) -> (n + 1,) float
+    CIE L* per region of ``seg``: the mean over the region's paper pixels, NaN for regions without any."""
+    lum = GRAY_L[tone]  # (H, W) L* of each gray level
+    lbl = seg.labels[~seg.ink]
+    total = np.bincount(lbl, weights=lum[~seg.ink], minlength=seg.n + 1)
+    count = np.bincount(lbl, minlength=seg.n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def fit_lightness(probs: np.ndarray, palette: np.ndarray, lum: np.ndarray, sigma: float) -> np.ndarray:
+    """Class probabilities (R, K) given each region's known lightness ``lum`` (R,) L* (NaN: unknown): weighed by a
+    Gaussian of width ``sigma`` in L* around it (a gray page tells how light each region's color is; the head, which
+    sees lines alone, does not know) and renormalized. Rows whose every color is far from their lightness get the
+    nearest-lightness colors rather than nothing."""
+    d = (palette[None, :, 0] - lum[:, None]) / sigma  # (R, K)
+    d = d - np.abs(d).min(1, keepdims=True) * np.sign(d)  # the closest colors weigh 1, whatever the gap
+    w = np.exp(-0.5 * d**2)
+    out = probs * np.where(np.isnan(w), 1.0, w)
+    s = out.sum(1, keepdims=True)
+    return np.where(s > 0, out / np.where(s > 0, s, 1), probs)

@@ -122,6 +122,19 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / (mse + 1e-10))
 
 
+def _widen_input(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor], src_in: int) -> dict[str, torch.Tensor]:
+    """A source generator's weights for a network that takes more input channels (e.g. region -> tone encoding):
+    the first convolution's (out, src_in, k, k) weight gets zero columns for the new channels, so the widened
+    network starts computing exactly what the source did and learns to use the new inputs."""
+    out = dict(src)
+    for k, v in src.items():
+        d = dst.get(k)
+        if (d is not None and v.ndim == 4 and v.shape[1] == src_in and d.shape[1] > src_in
+                and (v.shape[0], *v.shape[2:]) == (d.shape[0], *d.shape[2:])):
+            out[k] = torch.cat([v, v.new_zeros(v.shape[0], d.shape[1] - src_in, *v.shape[2:])], 1)
+    return out
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, dataset_dir: Path, run_dir: Path, resume: bool = False):
         self.cfg = cfg
@@ -160,7 +173,7 @@ class Trainer:
         crop = min(t.crop, self.data_cfg.size)
         enc = cfg.model.hint_encoding
         self.train_set = PairDataset(train_entries, cfg.hints, crop=crop, flip=t.flip, train=True, encoding=enc,
-                                     scale=t.scale, seed=t.seed)
+                                     scale=t.scale, seed=t.seed, p_tone=t.p_tone)
         batch_size = min(t.batch_size, len(self.train_set) // self.world)  # per process
         if batch_size < 1:
             raise TrainingError(f"{len(self.train_set)} training images cannot feed {self.world} processes")
@@ -169,6 +182,9 @@ class Trainer:
         val = val_entries[: t.val_images]
         self.val_hinted = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=8, encoding=enc)
         self.val_plain = PairDataset(val, cfg.hints, train=False, seed=1, hint_count=0, encoding=enc)
+        # a tone model is also watched on the same images given as gray pages (no hints): val/psnr_tone
+        self.val_tone = (PairDataset(val, cfg.hints, train=False, seed=1, hint_count=0, encoding=enc, p_tone=1.0)
+                         if enc == "tone" else None)
 
         m = cfg.model
         # the input channels follow from the hint encoding; recorded in the checkpoint with the other arguments
@@ -235,8 +251,9 @@ class Trainer:
     def _init_from(self, G: torch.nn.Module, D: torch.nn.Module | None, source: str, freeze: int) -> None:
         """Transfer learning: G's weights from a model file or run (and D's, when the run kept one)."""
         src, meta = load_generator(source)  # a model file, a run, or "default" (the shipped model)
+        state = _widen_input(src.state_dict(), G.state_dict(), int(meta["generator"]["args"].get("in_channels", 5)))
         try:
-            missing, unexpected = G.load_state_dict(src.state_dict(), strict=False)
+            missing, unexpected = G.load_state_dict(state, strict=False)
             # a source without a color-class head starts this run's head fresh; anything else must match
             if unexpected or any(not k.startswith("classes.") for k in missing):
                 raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -353,6 +370,10 @@ class Trainer:
             out[f"val/l1_{name}"] = (pred - y).abs().mean().item()
             out[f"val/psnr_{name}"] = psnr(pred, y).mean().item()
             grids.append(sample_grid(x, pred, y))
+        if self.val_tone is not None:  # watched, not part of the selection score
+            batch = [self.val_tone[i] for i in range(len(self.val_tone))]
+            pred = net(torch.stack([b["input"] for b in batch]).to(self.device))
+            out["val/psnr_tone"] = psnr(pred, torch.stack([b["target"] for b in batch]).to(self.device)).mean().item()
         self._train_mode()
         for name, grid in zip(("val/samples_hints", "val/samples_nohints"), grids, strict=True):
             self.writer.add_image(name, grid, self.step, dataformats="HWC")
