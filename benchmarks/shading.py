@@ -23,7 +23,7 @@ import numpy as np
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from tintline.evaluate.run import HintBook, colorize_case_page, load_cases, parse_protocols, score
-from tintline.inference import DEFAULT_CONFIDENCE, DEFAULT_TONE_SIGMA, Colorizer
+from tintline.inference import DEFAULT_CONFIDENCE, DEFAULT_TONE_FLOOR, DEFAULT_TONE_SIGMA, Colorizer
 
 
 def main() -> None:
@@ -37,19 +37,20 @@ def main() -> None:
     ap.add_argument("--confidence", type=float, nargs="+", default=[DEFAULT_CONFIDENCE])
     ap.add_argument("--input", choices=["lines", "manga"], default="lines")
     ap.add_argument("--tone-sigma", type=float, nargs="+", default=[DEFAULT_TONE_SIGMA])
+    ap.add_argument("--tone-floor", type=float, default=DEFAULT_TONE_FLOOR)
     args = ap.parse_args()
     cases = load_cases(args.dataset, args.split, args.limit, False, 0, args.input)
     protocols = parse_protocols(["per-region", "largest:4", "none"])
     book = HintBook(0)
     print(f"machine: {cpu_model()}\ncommand: {' '.join(sys.argv)}\n{len(cases)} {args.split} images\n")
-    print(f"input: {args.input}\n")
+    print(f"input: {args.input}, tone floor: {args.tone_floor}\n")
     print("| shading opacity | white | confidence | tone sigma | hints | ΔE00 ↓ | region accuracy ↑ | bleeding ↓ |\n"
           "|---|---|---|---|---|---|---|---|")
     sigmas = args.tone_sigma if args.input == "manga" else [DEFAULT_TONE_SIGMA]  # line art has no tone
     grid = [(o, w, c, t) for o in args.opacity for w in args.white for c in args.confidence for t in sigmas]
     for opacity, white, conf, sigma in grid:
         c = Colorizer(args.model, shading=opacity, white=white, confidence=conf)
-        c.tone_sigma = sigma
+        c.tone_sigma, c.tone_floor = sigma, args.tone_floor
         if args.input == "manga":
             def predict(case, h, c=c):
                 return colorize_case_page(c, case, h)[0]

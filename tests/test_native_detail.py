@@ -86,6 +86,11 @@ def test_native_detail_works_at_the_training_line_width_and_never_below_the_fixe
     assert native.work_scale(np.full((900, 900), 255, np.uint8)) == pytest.approx(256 / 900)  # no ink: fixed
     with pytest.raises(Exception, match="detail"):
         Colorizer(tiny, detail="huge")
+    auto = Colorizer(tiny)  # the default: native for pages over 1024 px, fixed below
+    assert auto.work_scale(line) == pytest.approx(256 / 900)
+    _, big = _page(1200, 4)
+    assert auto.work_scale(big) == pytest.approx(native.work_scale(big))
+    assert native.work_scale(big) > 256 / 1200
 
 
 def test_tiles_bound_the_network_input_and_leave_no_seam(tiny):

@@ -487,10 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-shading", action=argparse.BooleanOptionalAction, default=None,
                    help="a gray or screentoned manga page (or a color image) keeps its own lightness and the model"
                         " chooses only the colors over it (default: on for such pages; line art has no shading)")
-    s.add_argument("--detail", choices=["fixed", "native"], default=None,
-                   help="fixed (default): the network sees the input at its training size (256 px), the regions and"
-                        " colors stay at full size; native: scaled so its lines are as thick as in training and run"
-                        " on overlapping 512-px tiles, for large pages with small regions (slower)")
+    s.add_argument("--detail", choices=["auto", "fixed", "native"], default=None,
+                   help="fixed: the network sees the input at its training size (256 px), the regions and colors"
+                        " stay at full size; native: scaled so its lines are as thick as in training and run on"
+                        " overlapping 512-px tiles (more regions right on large pages, slower); auto (default):"
+                        " native above 1024 px, fixed below")
     s.add_argument("--layers", action="store_true",
                    help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
                         " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")

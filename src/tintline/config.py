@@ -156,7 +156,7 @@ class NetConfig(_Strict):
 
 class ModelConfig(_Strict):
     hint_encoding: Literal["sparse", "region", "tone"] = Field(
-        "region",
+        "tone",
         description="sparse: hint marks only (5 input channels); region: marks plus the marks flooded into their "
         "closed line-art regions (9 channels), a classical prior the network corrects; tone: region plus a gray "
         "page's own shading and a has-tone plane (11 channels; a share train.p_tone of samples get the tone), so "

@@ -44,6 +44,9 @@ DEFAULT_CONFIDENCE = 0.0
 # a gray page tells each region's lightness: the class head's choice is weighed by how well each palette color's L*
 # fits the region's (a Gaussian of this width in L* units; 0: not used). Chosen on validation pages.
 DEFAULT_TONE_SIGMA = 10.0
+# on a gray page whose lightness is kept, an unhinted region whose best color is less likely to be right than this
+# stays neutral (the page's own gray): no coloring rather than a likely wrong one (0: always colored)
+DEFAULT_TONE_FLOOR = 0.3
 # native detail (issue 14): the input is scaled so its lines are about as thick as in training, never below the
 # fixed working size; beyond TILE px the network runs on overlapping tiles (activation memory bounded by the tile)
 TRAIN_LINE_WIDTH = 2.0  # median stroke width (line_width) of the demo's training pairs at 256 px: 2.1; models
@@ -51,7 +54,8 @@ TRAIN_LINE_WIDTH = 2.0  # median stroke width (line_width) of the demo's trainin
 TILE = 512  # tile side in working pixels (a multiple of the networks' 64)
 TILE_OVERLAP = 64
 MAX_WORK_SIDE = 4096  # the working image's long side never exceeds this (time bound on huge thin-lined inputs)
-DETAILS = ("native", "fixed")
+AUTO_NATIVE_SIDE = 1024  # detail "auto": native above this long side (pages), fixed below (served drawings stay fast)
+DETAILS = ("auto", "native", "fixed")
 
 
 @dataclass
@@ -154,7 +158,7 @@ class Colorizer:
 
     def __init__(self, model: str | Path, device: str = "cpu", max_side: int | None = None,
                  soft_hints: bool = False, shading: float = DEFAULT_SHADING, white: float = DEFAULT_WHITE,
-                 paper_background: bool = True, confidence: float = DEFAULT_CONFIDENCE, detail: str = "fixed"):
+                 paper_background: bool = True, confidence: float = DEFAULT_CONFIDENCE, detail: str = "auto"):
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device available")
         self.device = torch.device(device)
@@ -186,7 +190,12 @@ class Colorizer:
         if self.palette is not None and not np.abs(self.palette).any():
             self.palette = None  # a head whose palette was never fitted (an untrained network): not used
         self._near = neighbourhoods(self.palette) if self.palette is not None else None
+        # over a gray page whose lightness is kept, only a color's a*b* reach the output: colors that differ in L*
+        # alone (white, grays, black) give the same result, so they are neighbours there
+        self._near_ab = (neighbourhoods(np.c_[np.full(len(self.palette), 50.0), self.palette[:, 1:]])
+                         if self.palette is not None else None)
         self.tone_sigma = DEFAULT_TONE_SIGMA
+        self.tone_floor = DEFAULT_TONE_FLOOR
         if detail not in DETAILS:
             raise UserError(f"detail {detail!r}: expected one of {', '.join(DETAILS)}")
         self.detail = detail
@@ -196,10 +205,12 @@ class Colorizer:
     def work_scale(self, line: np.ndarray) -> float:
         """The factor from the input to the network's working image. ``fixed``: the long side at ``max_side`` (the
         training size; never enlarged). ``native``: lines as thick as in training (the model's ``line_width``), so a
-        large page keeps its detail, never smaller than ``fixed`` gives and never over MAX_WORK_SIDE."""
+        large page keeps its detail, never smaller than ``fixed`` gives and never over MAX_WORK_SIDE. ``auto``:
+        native for inputs whose long side exceeds AUTO_NATIVE_SIDE, fixed for smaller ones."""
         h, w = line.shape
         fixed = min(1.0, self.max_side / max(h, w))
-        if self.detail == "fixed" or fixed >= 1.0:
+        small = self.detail == "auto" and max(h, w) <= AUTO_NATIVE_SIDE
+        if self.detail == "fixed" or small or fixed >= 1.0:
             return fixed
         lw = line_width(line)  # 0 without ink: nothing to match
         native = min(1.0, self.line_width / lw, MAX_WORK_SIDE / max(h, w)) if lw > 0 else fixed
@@ -309,12 +320,18 @@ class Colorizer:
         votes = own
         if cmap is not None and self._near is not None:
             probs, counts = cmap.region_probs(seg, scale)
-            if tone is not None and self.tone_sigma > 0:
-                probs = fit_lightness(probs, cmap.palette, region_lightness(tone, seg), self.tone_sigma)
-            colors, conf = class_votes(probs, cmap.palette, self._near)
+            near = self._near
+            if tone is not None:
+                if self.tone_sigma > 0:
+                    probs = fit_lightness(probs, cmap.palette, region_lightness(tone, seg), self.tone_sigma)
+                if self.keep_shading is not False:  # the page's L* replaces the color's: alike in a*b* = alike
+                    near = self._near_ab
+            colors, conf = class_votes(probs, cmap.palette, near)
             take = (conf >= self.confidence) & (counts > 0)
             take[0] = False
             votes = np.where(take[:, None], colors, own).astype(np.float32)
+            if near is self._near_ab and self.tone_floor > 0:  # kept shading: unsure regions stay the page's gray
+                votes[take & (conf < self.tone_floor)] = (100.0, 0.0, 0.0)
         return fill, own, votes, stride
 
     def colorize_layers(self, line: np.ndarray, hints: dict | None = None, tone: np.ndarray | None = None) -> Layers:

@@ -314,8 +314,9 @@ class CharacterColorizer(Colorizer):
         self.meta = {**self.meta, "description": f"character '{self.name}': {len(self.references)} reference(s),"
                                                  f" {what}"}
 
-    def colorize_layers(self, line: np.ndarray, hints: dict | None = None) -> Layers:
-        """line (H, W) uint8 (paper 255) + validated hints in input pixels -> :class:`Layers` (see the class)."""
+    def colorize_layers(self, line: np.ndarray, hints: dict | None = None, tone: np.ndarray | None = None) -> Layers:
+        """line (H, W) uint8 (paper 255) + validated hints in input pixels -> :class:`Layers` (see the class); a
+        ``tone`` is not used (the matching works on lines)."""
         match = match_regions(line, self.references, segment(line))
         if self.mode == "match":
             votes, _, _ = match.votes()
