@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from tintline.character.matching import Reference, match_regions
+from tintline.character.matching import INK_THRESHOLD, MOTION_HI, MOTION_LO, Reference, match_regions
 from tintline.character.model import (
     CharacterColorizer,
     load_references,
@@ -122,6 +122,48 @@ def test_a_blank_target_gets_no_confident_colors(reference):
     m = match_regions(np.full((64, 80), 255, np.uint8), [reference])
     votes, conf, _ = m.votes()
     assert votes.shape == (m.seg.n + 1, 3) and np.isfinite(votes).all()
+
+
+def test_material_colors_blend_shades_of_one_material_only():
+    """A skirt drawn in a dark and a light band of one hue: each band's material color lies between the two; the
+    black-outlined hair and skin, the shirt and the paper keep their own colors."""
+    color, line = draw_character()
+    light = (110, 110, 190)  # a lighter shade of SKIRT (50, 50, 120): same hue
+    cv2.rectangle(color, (70, 185), (110, 202), light, -1)
+    cv2.rectangle(color, (70, 185), (110, 202), (0, 0, 0), 2)
+    cv2.rectangle(line, (70, 185), (110, 202), 0, 2)
+    ref = Reference.build(color, line)
+    mat = ref.material_colors()
+    lab_dark, lab_light = (to_lab(np.array([[c]], np.uint8))[0, 0] for c in (SKIRT, light))
+
+    def region_at(x: int, y: int) -> int:
+        return int(ref.stats.index[ref.seg.labels[y, x]])
+
+    dark_i, light_i = region_at(65, 175), region_at(90, 195)
+    for i in (dark_i, light_i):
+        t = np.dot(mat[i] - lab_dark, lab_light - lab_dark) / np.dot(lab_light - lab_dark, lab_light - lab_dark)
+        assert 0.05 < t < 0.95, t  # strictly between the two shades
+    for x, y in ((90, 65), (90, 100), (5, 5)):  # skin, shirt, paper: no shade of theirs is adjacent
+        i = region_at(x, y)
+        assert np.allclose(mat[i], ref.colors[i], atol=1e-3)
+
+
+def test_motion_tells_a_new_face_from_a_new_pose():
+    """The dense flow's median length: Eileen with another face (same pose) stays below MOTION_LO (her exact
+    shades are kept), Lucy in another pose goes beyond MOTION_HI (her shades blend)."""
+
+    def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:
+        color = composite_on_white(read_image_file(Path(RENPY_IMAGES) / f"{name}.png"))
+        color = cv2.resize(color, (color.shape[1] // 2, color.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return color, make_lineart(color, None, "edges", {"sigma": 1.0, "threshold": 60.0, "width": 2})
+
+    for ref_name, target, low in (("eileen happy", "eileen concerned", True), ("lucy happy", "lucy mad", False)):
+        ref = Reference.build(*sprite(ref_name))
+        m = match_regions(sprite(target)[1], [ref])
+        motion = m.alignments[0].motion(ref.line < INK_THRESHOLD, ref.frame.size)
+        assert (motion < MOTION_LO) if low else (motion > MOTION_HI), (target, motion)
+        shades_kept = np.allclose(m.colors, ref.colors)
+        assert shades_kept == low
 
 
 def _write_refs(tmp_path: Path, n: int = 1, size: tuple[int, int] = (220, 180)) -> list[Path]:

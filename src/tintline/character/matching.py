@@ -64,6 +64,14 @@ FLOW_BLUR = 4.0  # reference pixels: the ink is blurred this much before the den
 SPLIT_AREA = 0.01  # a region smaller than this share of the character's box area is never split
 SPLIT_SHARE = 0.15  # ... nor one whose second reference color covers less than this share of it
 MINOR_AREA = 0.002  # a color group smaller than this share of the character's box joins its region's largest group
+# another pose: when the dense flow moves the reference's ink far (median, in character sizes), its shading bands no
+# longer tell which shade a region has (the light falls elsewhere on a body that leans); a matched region then takes
+# a blend of its reference region's color and its material's mean shade (:meth:`Reference.material_colors`), fully
+# at MOTION_HI. New faces of Eileen and Sylvie move 0.004-0.015, Lucy's new pose 0.04-0.07 (benchmarks/character.py)
+MOTION_LO, MOTION_HI = 0.02, 0.035
+MATERIAL_HUE = 30.0  # degrees: adjacent reference regions within this hue (both chromatic) are one material ...
+MATERIAL_GRAY = 8.0  # ... or both this close to gray (CIELAB chroma) ...
+MATERIAL_L = 25.0  # ... and within this lightness of each other (black hair and a white collar are not shades)
 
 
 # ---------------------------------------------------------------------------------------------------- alignment
@@ -114,6 +122,13 @@ class Alignment:
     flip: bool
     score: float
     flow: np.ndarray | None = None  # (H_ref, W_ref, 2) float32: reference pixel q of the moved target -> q + flow
+
+    def motion(self, ref_ink: np.ndarray, size: float) -> float:
+        """How far the dense flow moves the reference's ink (``ref_ink`` (H_ref, W_ref) bool): the median flow length
+        over it, in character sizes (``size``: the reference frame's); 0 without a flow."""
+        if self.flow is None or not ref_ink.any():
+            return 0.0
+        return float(np.median(np.hypot(self.flow[..., 0], self.flow[..., 1])[ref_ink])) / max(size, 1.0)
 
     def matrix(self) -> np.ndarray:
         """(2, 3) float64 affine [A | b]."""
@@ -321,6 +336,24 @@ class Reference:
         A region cut by the image border in a colored part (a body cut off at the bottom) is not background."""
         chroma = np.hypot(self.colors[:, 1], self.colors[:, 2])
         return self.stats.border & (self.colors[:, 0] > 90) & (chroma < 10)
+
+    def material_colors(self) -> np.ndarray:
+        """(k, 3) float32 CIELAB: each matched region's *material* color, the area-weighted mean of its own color and
+        those of its adjacent regions that are shades of it (hue within ``MATERIAL_HUE`` degrees, or both near gray;
+        lightness within ``MATERIAL_L``): a dress's light and dark bands meet at the middle shade. Background regions
+        keep their own color and are nobody's shade."""
+        c = self.colors.astype(np.float64)
+        chroma = np.hypot(c[:, 1], c[:, 2])
+        hue = np.degrees(np.arctan2(c[:, 2], c[:, 1]))
+        dhue = np.abs((hue[:, None] - hue[None, :] + 180.0) % 360.0 - 180.0)
+        gray = chroma <= MATERIAL_GRAY
+        shade = np.where(gray[:, None] & gray[None, :], True, (dhue < MATERIAL_HUE) & ~gray[:, None] & ~gray[None, :])
+        shade &= np.abs(c[:, None, 0] - c[None, :, 0]) < MATERIAL_L
+        bg = self.background
+        link = (self.stats.adjacency > 0) & shade & ~bg[:, None] & ~bg[None, :]
+        np.fill_diagonal(link, True)
+        w = link * self.stats.count[None, :].astype(np.float64)  # (k, k) row i: the areas of i's shades
+        return ((w @ c) / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
     @classmethod
     def build(cls, color: np.ndarray, line: np.ndarray) -> Reference:
@@ -614,9 +647,12 @@ def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | N
         alignments.append(al)
         t = _features(st, al, ref.frame)
         r = _features(ref.stats, IDENTITY, ref.frame)
+        # another pose: the reference's shades blend toward their material's (see MOTION_LO)
+        lam = float(np.clip((al.motion(ref.line < INK_THRESHOLD, ref.frame.size) - MOTION_LO)
+                            / (MOTION_HI - MOTION_LO), 0.0, 1.0))
         costs.append(_cost(t, r, _overlap(st, al, ref), ref.background))
         adjs.append(ref.stats.adjacency)
-        colors.append(ref.colors)
+        colors.append(ref.colors if lam == 0 else (1 - lam) * ref.colors + lam * ref.material_colors())
     cost = np.concatenate(costs, axis=1) if costs else np.zeros((len(st.ids), 0))
     m = cost.shape[1]
     if m == 0 or len(st.ids) == 0:
