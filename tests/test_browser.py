@@ -232,7 +232,7 @@ RECORD_FORMS = """() => {
 }"""
 
 
-def test_soft_hints_and_download_layers(browser, server_url):
+def test_soft_hints_detail_and_download_layers(browser, server_url):
     from tintline.regions.ora import read_ora
 
     page = browser.new_page()
@@ -243,11 +243,12 @@ def test_soft_hints_and_download_layers(browser, server_url):
     page.evaluate(DELIVER_FILE, [200, 120, "paste"])
     page.wait_for_function("() => document.getElementById('input-info').textContent.startsWith('200×120')")
     page.check("#soft-hints")
+    page.select_option("#detail", "native")
     page.evaluate(RECORD_FORMS)
     with page.expect_download() as dl:
         page.click("#layers-btn")
     form = page.evaluate("() => window.sentForms[0]")
-    assert form == {"model": "region-fill", "soft_hints": "true", "layers": "true"}, form
+    assert form == {"model": "region-fill", "soft_hints": "true", "detail": "native", "layers": "true"}, form
     assert dl.value.suggested_filename == "art-colorized.ora"
     assert read_ora(dl.value.path()).flat.shape == (120, 200, 3)
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")

@@ -317,6 +317,34 @@ def test_a_safetensors_checkpoint_is_served_under_its_name(tmp_path):
         create_app([pickle])
 
 
+class DetailSpy:
+    """A colorizer that has a ``detail`` option and records what it was when it colorized."""
+
+    name = "spy"
+    meta = {"description": "test model that records its detail"}
+
+    def __init__(self):
+        self.detail, self.seen = "fixed", []
+
+    def colorize_image(self, img, hints=None):
+        self.seen.append(self.detail)
+        return np.full((img.size[1], img.size[0], 3), 200, np.uint8)
+
+
+def test_detail_is_set_for_one_request_only():
+    spy = DetailSpy()
+    app = create_app({"spy": spy, "white": "white"})
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        for detail in ("native", "fixed", "auto"):
+            assert colorize(c, png(line_art()), detail=detail).status_code == 200
+        assert colorize(c, png(line_art())).status_code == 200  # not given: auto
+        assert spy.seen == ["native", "fixed", "auto", "auto"]
+        assert spy.detail == "fixed"  # the model's own setting is back after each request
+        assert_json_error(colorize(c, png(line_art()), detail="huge"), 400, "bad-form")
+        assert colorize(c, png(line_art()), model="white", detail="native").status_code == 200  # no such option
+        assert "detail" in c.get("/openapi.json").text
+
+
 def test_without_models_the_baselines_are_offered(monkeypatch):
     monkeypatch.setattr(app_mod, "default_model", lambda: None)
     entries, notes = app_mod.resolve_models([])

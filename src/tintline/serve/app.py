@@ -6,7 +6,9 @@
 
 ``/api/colorize`` answers a PNG, or with ``layers=true`` an OpenRaster file (:mod:`tintline.regions.ora`: flat
 colors, shading and lines as layers); ``soft_hints=true`` asks for the network's own output instead of region-true
-colors. Line art a model cannot work on (e.g. :class:`tintline.regions.RegionError`: too many regions, noise
+colors; ``detail=auto|fixed|native`` sets how large the network sees the input (see
+:meth:`tintline.inference.Colorizer.work_scale`; default ``auto``, no effect on models without it). Line art a
+model cannot work on (e.g. :class:`tintline.regions.RegionError`: too many regions, noise
 rather than line art) is a 422 with a one-line message, never a 500.
 
 Safety by construction: only the models named at start-up can be selected (by name, never by path); uploads are
@@ -42,7 +44,7 @@ from ..data.hints import HintError, validate_hints
 from ..data.imageio import BadImage, Limits, decode_image, encode_png
 from ..data.manga import colorize_page, page_kind, read_page
 from ..errors import UserError
-from ..inference import colorize_to_layers, default_model, load_colorizer
+from ..inference import DETAILS, colorize_to_layers, configure, default_model, load_colorizer
 from ..regions import RegionError
 from ..regions.ora import ora_bytes
 from .hintimage import HintImageError, check_hint_cost, hint_image_to_hints, merge_hints
@@ -195,6 +197,11 @@ _COLORIZE_OPENAPI = {
                            "description": "true: the network's own output (hints are suggestions, colors may cross "
                                           "lines); false: region-true colors, hinted regions exactly their hint's "
                                           "color. No effect on the baselines"},
+            "detail": {"type": "string", "enum": list(DETAILS), "default": "auto",
+                       "description": "fixed: the network sees the input at its training size (fast); native: at "
+                                      "the size where its lines are as thick as in training, in tiles (large pages "
+                                      "keep their detail); auto: native above 1024 px. No effect on the baselines "
+                                      "and the reference matching"},
             "layers": {"type": "boolean", "default": False,
                        "description": "true: answer an OpenRaster file (image/openraster) with the layers lines "
                                       "and shading (multiply) over flat, instead of a PNG"},
@@ -217,7 +224,8 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
     fields = {"image": FieldSpec(max_bytes, True), "hint_image": FieldSpec(max_bytes, True),
               "hints": FieldSpec(HINTS_MAX_BYTES, False), "model": FieldSpec(256, False),
-              "soft_hints": FieldSpec(FLAG_MAX_BYTES, False), "layers": FieldSpec(FLAG_MAX_BYTES, False)}
+              "soft_hints": FieldSpec(FLAG_MAX_BYTES, False), "layers": FieldSpec(FLAG_MAX_BYTES, False),
+              "detail": FieldSpec(FLAG_MAX_BYTES, False)}
     max_total = 2 * max_bytes + HINTS_MAX_BYTES + 64 * 1024  # all fields at their limits + multipart framing
     queue = WorkQueue(queue_size)
 
@@ -292,9 +300,20 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         return Response(previews[(name, index)], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
-                     soft_hints: bool = False, layers: bool = False) -> tuple[bytes, str]:
+                     soft_hints: bool = False, layers: bool = False, detail: str = "auto") -> tuple[bytes, str]:
         """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file);
-        -> (the file, the kind of input read: lines, pencil, gray, screentone or color)."""
+        -> (the file, the kind of input read: lines, pencil, gray, screentone or color). ``detail`` is set on the
+        colorizer for this request only (one worker thread: no other request sees it)."""
+        kept = getattr(entry.colorizer, "detail", None)
+        configure(entry.colorizer, detail=detail)
+        try:
+            return _colorize_job(entry, image, hints, hint_image, soft_hints, layers)
+        finally:
+            if kept is not None:
+                entry.colorizer.detail = kept
+
+    def _colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
+                      soft_hints: bool, layers: bool) -> tuple[bytes, str]:
         try:
             img = decode_image(image, limits)
         except BadImage as e:
@@ -376,12 +395,16 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
             if raw not in _TRUE | _FALSE:
                 return _error(400, f"{key} must be true or false, not {raw[:20]!r}", "bad-form")
             flags[key] = raw in _TRUE
+        detail = parts["detail"].data.decode("utf-8", "replace").strip().lower() if "detail" in parts else ""
+        if detail and detail not in DETAILS:
+            return _error(400, f"detail must be one of {', '.join(DETAILS)}, not {detail[:20]!r}", "bad-form")
         hint_image = parts["hint_image"].data if "hint_image" in parts and parts["hint_image"].data else None
         image = bytes(parts["image"].data)
         hint_bytes = bytes(hint_image) if hint_image is not None else None
         del parts
         try:
-            out, kind = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags),
+            out, kind = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags,
+                                                             detail=detail or "auto"),
                                         deadline - time.monotonic())
         except QueueFull as e:
             return _error(503, str(e), "busy", headers={"Retry-After": str(e.retry_after_s)})

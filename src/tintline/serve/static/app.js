@@ -10,7 +10,7 @@
     model: $("model"), modelDesc: $("model-desc"), file: $("file"), openBtn: $("open-btn"), openBtn2: $("open-btn2"),
     color: $("color"), swatches: $("swatches"), size: $("size"), sizeOut: $("size-out"),
     undo: $("undo-btn"), clear: $("clear-btn"), saveHints: $("save-hints-btn"), loadHints: $("load-hints-btn"),
-    hintsFile: $("hints-file"), useHints: $("use-hints"), softHints: $("soft-hints"), colorize: $("colorize-btn"),
+    hintsFile: $("hints-file"), useHints: $("use-hints"), softHints: $("soft-hints"), detail: $("detail"), colorize: $("colorize-btn"),
     layers: $("layers-btn"),
     drop: $("drop"), dropMsg: $("drop-msg"), stage: $("stage"), inputImg: $("input-img"), canvas: $("hint-canvas"),
     inputInfo: $("input-info"), resultImg: $("result-img"), resultMsg: $("result-msg"), resultInfo: $("result-info"),
@@ -429,6 +429,7 @@
     if (useHints) form.append("hints", JSON.stringify(hintsJson()));
     if (el.model.value) form.append("model", el.model.value);
     form.append("soft_hints", el.softHints.checked ? "true" : "false");
+    form.append("detail", el.detail.value);
     if (layers) form.append("layers", "true");
     const r = await fetch("/api/colorize", {method: "POST", body: form});
     if (!r.ok) {
@@ -443,7 +444,7 @@
   function describeRequest() {
     const useHints = el.useHints.checked && state.items.length > 0;
     return `${el.model.value}${useHints ? ` and ${state.items.length} hints` : ", no hints"}` +
-      (el.softHints.checked ? ", soft hints" : "");
+      (el.softHints.checked ? ", soft hints" : "") + (el.detail.value !== "auto" ? `, ${el.detail.value} detail` : "");
   }
 
   async function colorize() {
