@@ -4,14 +4,13 @@
         [--confidence 0 0.5 2] [--input lines|manga] [--tone-sigma 0 5 10 20]
 
 For each shading opacity (0 = flat colors only) and white threshold (an unhinted region voted within this CIELAB
-distance of white is painted white) and class confidence (an unhinted region takes the color-class head's choice
-when its chance of being right is at least this; above 1: never) and, with ``--input manga`` (the split's images
-as gray / screentoned pages, as ``tintline eval --input manga`` gives them), tone sigma (how closely the color
-choice follows a region's lightness on the page; 0: not at all), the same model colorizes the split under the
-region-dot protocols and no hints; prints ΔE00 (per pixel), region accuracy and bleeding. The shipped defaults
-(``tintline.inference.DEFAULT_SHADING``, ``DEFAULT_WHITE``, ``DEFAULT_CONFIDENCE``, ``DEFAULT_TONE_SIGMA``) are
-chosen from this table, on validation images, never on the test split.
-"""
+distance of white is painted white; default: the shipped one) and class confidence (an unhinted region takes the
+color-class head's choice when its chance of being right is at least this; above 1: never) and, with ``--input
+manga`` (the split's images as gray / screentoned pages, as ``tintline eval --input manga`` gives them), tone sigma
+(how closely the color choice follows a region's lightness on the page; 0: not at all), the same model colorizes the
+split under the region-dot protocols and no hints; prints ΔE00 (per pixel), region accuracy and bleeding. The
+shipped defaults (``tintline.inference.DEFAULT_SHADING``, ``DEFAULT_WHITE``, ``DEFAULT_CONFIDENCE``,
+``DEFAULT_TONE_SIGMA``) are chosen from this table, on validation images, never on the test split. """
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ import numpy as np
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from tintline.evaluate.run import HintBook, colorize_case_page, load_cases, parse_protocols, score
-from tintline.inference import DEFAULT_CONFIDENCE, DEFAULT_TONE_FLOOR, DEFAULT_TONE_SIGMA, Colorizer
+from tintline.inference import DEFAULT_CONFIDENCE, DEFAULT_TONE_FLOOR, DEFAULT_TONE_SIGMA, DEFAULT_WHITE, Colorizer
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     ap.add_argument("--split", default="val")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--opacity", type=float, nargs="+", default=[0.0, 0.5, 1.0])
-    ap.add_argument("--white", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--white", type=float, nargs="+", default=[DEFAULT_WHITE])
     ap.add_argument("--confidence", type=float, nargs="+", default=[DEFAULT_CONFIDENCE])
     ap.add_argument("--input", choices=["lines", "manga"], default="lines")
     ap.add_argument("--tone-sigma", type=float, nargs="+", default=[DEFAULT_TONE_SIGMA])
