@@ -337,8 +337,8 @@ def test_detail_is_set_for_one_request_only():
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
         for detail in ("native", "fixed", "auto"):
             assert colorize(c, png(line_art()), detail=detail).status_code == 200
-        assert colorize(c, png(line_art())).status_code == 200  # not given: auto
-        assert spy.seen == ["native", "fixed", "auto", "auto"]
+        assert colorize(c, png(line_art())).status_code == 200  # not given: the model's own (auto when loaded)
+        assert spy.seen == ["native", "fixed", "auto", "fixed"]
         assert spy.detail == "fixed"  # the model's own setting is back after each request
         assert_json_error(colorize(c, png(line_art()), detail="huge"), 400, "bad-form")
         assert colorize(c, png(line_art()), model="white", detail="native").status_code == 200  # no such option

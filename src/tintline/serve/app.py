@@ -300,10 +300,12 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         return Response(previews[(name, index)], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
-                     soft_hints: bool = False, layers: bool = False, detail: str = "auto") -> tuple[bytes, str]:
+                     soft_hints: bool = False, layers: bool = False, detail: str | None = None
+                     ) -> tuple[bytes, str]:
         """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file);
         -> (the file, the kind of input read: lines, pencil, gray, screentone or color). ``detail`` is set on the
-        colorizer for this request only (one worker thread: no other request sees it)."""
+        colorizer for this request only (one worker thread: no other request sees it); None: the colorizer's own
+        (``auto`` for every model the server loads)."""
         kept = getattr(entry.colorizer, "detail", None)
         configure(entry.colorizer, detail=detail)
         try:
@@ -404,7 +406,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         del parts
         try:
             out, kind = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags,
-                                                             detail=detail or "auto"),
+                                                             detail=detail or None),
                                         deadline - time.monotonic())
         except QueueFull as e:
             return _error(503, str(e), "busy", headers={"Retry-After": str(e.retry_after_s)})
