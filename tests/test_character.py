@@ -124,6 +124,13 @@ def test_a_blank_target_gets_no_confident_colors(reference):
     assert votes.shape == (m.seg.n + 1, 3) and np.isfinite(votes).all()
 
 
+def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Ren'Py demo sprite at half size on white -> (color, its line art by color edges)."""
+    color = composite_on_white(read_image_file(Path(RENPY_IMAGES) / f"{name}.png"))
+    color = cv2.resize(color, (color.shape[1] // 2, color.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return color, make_lineart(color, None, "edges", {"sigma": 1.0, "threshold": 60.0, "width": 2})
+
+
 def test_material_colors_blend_shades_of_one_material_only():
     """A skirt drawn in a dark and a light band of one hue: each band's material color lies between the two; the
     black-outlined hair and skin, the shirt and the paper keep their own colors."""
@@ -151,11 +158,6 @@ def test_material_colors_blend_shades_of_one_material_only():
 def test_motion_tells_a_new_face_from_a_new_pose():
     """The dense flow's median length: Eileen with another face (same pose) stays below MOTION_LO (her exact
     shades are kept), Lucy in another pose goes beyond MOTION_HI (her shades blend)."""
-
-    def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:
-        color = composite_on_white(read_image_file(Path(RENPY_IMAGES) / f"{name}.png"))
-        color = cv2.resize(color, (color.shape[1] // 2, color.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        return color, make_lineart(color, None, "edges", {"sigma": 1.0, "threshold": 60.0, "width": 2})
 
     for ref_name, target, low in (("eileen happy", "eileen concerned", True), ("lucy happy", "lucy mad", False)):
         ref = Reference.build(*sprite(ref_name))
@@ -288,11 +290,6 @@ def test_a_character_file_of_another_format_is_refused(tmp_path, capsys):
 @pytest.mark.skipif(not (Path(RENPY_IMAGES) / "eileen happy.png").is_file(), reason="Ren'Py demo not installed")
 def test_eileen_concerned_from_eileen_happy():
     """The real sprites (same pose, another face), line art by color edges; matching alone, no network."""
-
-    def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:
-        color = composite_on_white(read_image_file(Path(RENPY_IMAGES) / f"{name}.png"))
-        color = cv2.resize(color, (color.shape[1] // 2, color.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        return color, make_lineart(color, None, "edges", {"sigma": 1.0, "threshold": 60.0, "width": 2})
 
     ref = Reference.build(*sprite("eileen happy"))
     truth, line = sprite("eileen concerned")
