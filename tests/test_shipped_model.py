@@ -80,3 +80,67 @@ def test_the_network_itself_follows_the_hints(tmp_path):
     untrained.soft_hints = True
     acc_untrained, _ = _scores(untrained, drawings, "per-region")
     assert acc >= 0.6 and acc_untrained <= 0.4, (acc, acc_untrained)
+
+
+def _spots(seed: int, size: int = 256) -> np.ndarray:
+    """A panel of one color with nine round spots of another (two sizes), dark outlines: a drawing that repeats a
+    color, as clothes, eyes and buttons do."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size, 3), 255, np.uint8)
+    panel, spot = (tuple(int(c) for c in rng.integers(30, 230, 3)) for _ in range(2))
+    cv2.rectangle(img, (30, 30), (226, 226), panel, -1)
+    cv2.rectangle(img, (30, 30), (226, 226), (20, 20, 20), 2)
+    for i in range(3):
+        for j in range(3):
+            r = 14 + (i + j) % 2 * 4
+            cv2.circle(img, (70 + 58 * i, 70 + 58 * j), r, spot, -1)
+            cv2.circle(img, (70 + 58 * i, 70 + 58 * j), r, (20, 20, 20), 2)
+    return img
+
+
+def test_a_hinted_color_propagates_to_the_regions_that_repeat_it():
+    """Dots in the 2 largest regions (the panel and one big spot): the other spots must take the spot's hinted color
+    (hint propagation), which neither the paint bucket nor the network's own choice does."""
+    scores = {}
+    for name in ("default", "own", "region-fill"):
+        colorizer = load_colorizer(f"own:{default_model()}" if name == "own" else name)
+        accs = []
+        for seed in range(6):
+            color = _spots(seed)
+            line = make_lineart(color, None, "xdog", REFERENCE_XDOG)
+            labels, n = label_regions(line)
+            pred = colorizer.colorize_lines(line, region_dots(color, labels, n, 48, largest=2))
+            accs.append(region_metrics(pred, color, line)["region_acc"])
+        scores[name] = float(np.nanmean(accs))
+    assert scores["default"] >= max(scores["own"], scores["region-fill"]) + 0.1, scores
+
+
+def test_colorize_no_propagate_keeps_hints_in_their_own_regions(tmp_path):
+    """`tintline colorize --no-propagate`: no region but the hinted ones takes a hint's exact color; by default the
+    repeated spots do (on this drawing the shipped model propagates the spot's hint to 8 of the 9 spots)."""
+    import json
+
+    from PIL import Image
+
+    from tintline.cli import main
+
+    color = _spots(2)
+    line = make_lineart(color, None, "xdog", REFERENCE_XDOG)
+    labels, n = label_regions(line)
+    hints = region_dots(color, labels, n, 48, largest=2)
+    Image.fromarray(line).save(tmp_path / "in.png")
+    as_hex = [{**p, "color": "#{:02x}{:02x}{:02x}".format(*p["color"])} for p in hints["points"]]
+    (tmp_path / "in.hints.json").write_text(json.dumps({"points": as_hex, "strokes": []}))
+    panel = labels[128, 40]  # left of the spots
+    spot = next(np.array(p["color"]) for p in hints["points"] if labels[int(p["y"]), int(p["x"])] != panel)
+    centres = [(70 + 58 * i, 70 + 58 * j) for i in range(3) for j in range(3)]
+    exact = {}
+    for flag in ("--propagate", "--no-propagate"):
+        out = tmp_path / flag
+        assert main(["colorize", "default", str(tmp_path / "in.png"), "-o", str(out), "--hints",
+                     str(tmp_path / "in.hints.json"), flag]) == 0
+        pred = np.asarray(Image.open(out / "in.png").convert("RGB")).astype(int)
+        exact[flag] = sum(int(np.abs(pred[y, x] - spot).max() <= 2) for x, y in centres)
+    assert exact["--no-propagate"] <= 1 and exact["--propagate"] >= 5, exact

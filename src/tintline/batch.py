@@ -171,7 +171,8 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
                    device: str = "cpu", soft_hints: bool = False, gap: int | None = None,
                    progress: bool = True, colorizer: object | None = None,
                    settings_extra: dict | None = None, confidence: float | None = None,
-                   keep_shading: bool | None = None, detail: str | None = None) -> list[Path]:
+                   keep_shading: bool | None = None, detail: str | None = None,
+                   propagate: bool | None = None) -> list[Path]:
     """Colorize folders and archives (see the module docstring); returns the written files (PNG pages of folders,
     one .cbz per archive), in input order. ``hints``: validated hints for pages without a sidecar."""
     from .inference import configure, load_colorizer
@@ -187,10 +188,10 @@ def colorize_batch(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         else:
             raise UserError(f"input not found: {name}")
     colorizer = configure(colorizer or load_colorizer(model, device=device), gap=gap, confidence=confidence,
-                          keep_shading=keep_shading, detail=detail)
+                          keep_shading=keep_shading, detail=detail, propagate=propagate)
     extra = dict(settings_extra or {})
     # only when set: a resumed batch from before these options keeps its settings key
-    for name, value in (("keep_shading", keep_shading), ("detail", detail)):
+    for name, value in (("keep_shading", keep_shading), ("detail", detail), ("propagate", propagate)):
         if value is not None and hasattr(colorizer, name):
             extra[name] = value
     out_dir.mkdir(parents=True, exist_ok=True)

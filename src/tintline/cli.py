@@ -214,11 +214,12 @@ def cmd_colorize(a: argparse.Namespace) -> None:
         raise UserError(f"--confidence must be 0 or more, got {a.confidence}")
     written = colorize_files(model, files, Path(a.out), hints_path=a.hints, device=a.device,
                              soft_hints=a.soft_hints, layers=a.layers, gap=a.gap,
-                             confidence=a.confidence, keep_shading=a.keep_shading, detail=a.detail) if files else []
+                             confidence=a.confidence, keep_shading=a.keep_shading, detail=a.detail,
+                             propagate=a.propagate) if files else []
     if batch:
         written += colorize_batch(model, batch, Path(a.out), hints=load_hints(a.hints) if a.hints else None,
                                   device=a.device, soft_hints=a.soft_hints, gap=a.gap, confidence=a.confidence,
-                                  keep_shading=a.keep_shading, detail=a.detail)
+                                  keep_shading=a.keep_shading, detail=a.detail, propagate=a.propagate)
     for p in written:
         print(p)
         if a.layers:
@@ -492,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
                         " stay at full size; native: scaled so its lines are as thick as in training and run on"
                         " overlapping 512-px tiles (more regions right on large pages, slower); auto (default):"
                         " native above 1024 px, fixed below")
+    s.add_argument("--propagate", action=argparse.BooleanOptionalAction, default=None,
+                   help="an unhinted region may take the exact color of a hint given elsewhere on the drawing where"
+                        " the model finds that likelier right than its own choice (default: on); --no-propagate:"
+                        " hints color only their own regions")
     s.add_argument("--layers", action="store_true",
                    help="also write <stem>.ora (OpenRaster for Krita, GIMP, MyPaint: lines and shading multiply"
                         " over flat colors) and <stem>_flat.png, <stem>_shading.png, <stem>_lines.png")

@@ -30,12 +30,14 @@ from .data.manga import Page, colorize_page, page_kind, read_page
 from .errors import UserError
 from .models.generator import multiply_blend
 from .regions import Segmentation, segment
+from .regions import propagate as propagation
 from .regions.ora import write_ora
 from .regions.paint import Layers, paint, region_votes
 from .regions.palette import class_votes, fit_lightness, neighbourhoods, region_lightness
 from .regions.segment import line_width
 
 SOFT_PREFIX = "soft:"  # a model name prefix: that model with soft hints
+OWN_PREFIX = "own:"  # a model name prefix: that model without hint propagation (its own colors for unhinted regions)
 DEFAULT_WHITE = 6.0  # unhinted regions voted within this CIELAB distance of white are painted white
 DEFAULT_SHADING = 0.0  # strength of the network's shading on the flat colors (0: flat colors only)
 # an unhinted region takes its color-class choice when the class head gives it at least this chance of being
@@ -107,6 +109,27 @@ class TiledClassMap:
             pooled += p
             counts += c
         return _softmax_pooled(pooled, counts)
+
+
+@dataclass
+class HeadChoice:
+    """What the network says about each region of a segmentation (rows 0..n; row 0 unused).
+
+    fill (H, W, 3) uint8 its fill color at the input's size; own (n + 1, 3) CIELAB the regression's robust vote;
+    stride the vote's sampling stride. With a color-class head: palette (K, 3), probs (n + 1, K) its class
+    probabilities per region, colors (n + 1, 3) CIELAB its choice, conf (n + 1,) the probability mass near that
+    choice, take (n + 1,) bool the regions that use it, ab_only: colors alike in a*b* count as alike (a gray page
+    whose lightness is kept). Without a head these are None."""
+
+    fill: np.ndarray
+    own: np.ndarray
+    stride: int
+    palette: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    conf: np.ndarray | None = None
+    take: np.ndarray | None = None
+    ab_only: bool = False
 
 
 def _softmax_pooled(pooled: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,6 +218,8 @@ class Colorizer:
         self._near_ab = (neighbourhoods(np.c_[np.full(len(self.palette), 50.0), self.palette[:, 1:]])
                          if self.palette is not None else None)
         self.tone_sigma = DEFAULT_TONE_SIGMA
+        # unhinted regions may take a hint's exact color where that is likelier right than the head's own choice
+        self.propagate = True
         self.tone_floor = DEFAULT_TONE_FLOOR
         if detail not in DETAILS:
             raise UserError(f"detail {detail!r}: expected one of {', '.join(DETAILS)}")
@@ -303,13 +328,10 @@ class Colorizer:
             cmap = ClassMap(logits, ys[ry], xs[rx], self.palette)
         return to_uint8(out_t[0])[crop], to_uint8(fill_t[0])[crop], cmap
 
-    def network_votes(self, line: np.ndarray, hints: dict | None, seg: Segmentation, tone: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """The network's color for every region of ``seg`` (full resolution).
-
-        -> (fill (H, W, 3) uint8 upsampled to the input, own (n + 1, 3) CIELAB: the regression's robust vote,
-        votes (n + 1, 3) CIELAB: the color-class head's choice where it is confident (``confidence``), the
-        regression's vote elsewhere and for models without a head, vote stride)."""
+    def head_choice(self, line: np.ndarray, hints: dict | None, seg: Segmentation, tone: np.ndarray | None = None
+                    ) -> HeadChoice:
+        """Run the network and vote every region of ``seg`` (full resolution): the regression's robust vote and,
+        for a generator with a color-class head, the head's choice (see :class:`HeadChoice`)."""
         h, w = line.shape
         use_classes = self.palette is not None and self.confidence <= 1.0
         _, fill, scale, cmap = self._network(line, hints, classes=use_classes, tone=tone)
@@ -317,22 +339,41 @@ class Colorizer:
             fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
         stride = max(1, int(1 / scale))  # the fill was upsampled: sampling every stride-th pixel sees all of it
         own = region_votes(fill, seg, stride)
-        votes = own
-        if cmap is not None and self._near is not None:
-            probs, counts = cmap.region_probs(seg, scale)
-            near = self._near
-            if tone is not None:
-                if self.tone_sigma > 0:
-                    probs = fit_lightness(probs, cmap.palette, region_lightness(tone, seg), self.tone_sigma)
-                if self.keep_shading is not False:  # the page's L* replaces the color's: alike in a*b* = alike
-                    near = self._near_ab
-            colors, conf = class_votes(probs, cmap.palette, near)
-            take = (conf >= self.confidence) & (counts > 0)
-            take[0] = False
-            votes = np.where(take[:, None], colors, own).astype(np.float32)
-            if near is self._near_ab and self.tone_floor > 0:  # kept shading: unsure regions stay the page's gray
-                votes[take & (conf < self.tone_floor)] = (100.0, 0.0, 0.0)
-        return fill, own, votes, stride
+        if cmap is None or self._near is None:
+            return HeadChoice(fill, own, stride)
+        probs, counts = cmap.region_probs(seg, scale)
+        near = self._near
+        if tone is not None:
+            if self.tone_sigma > 0:
+                probs = fit_lightness(probs, cmap.palette, region_lightness(tone, seg), self.tone_sigma)
+            if self.keep_shading is not False:  # the page's L* replaces the color's: alike in a*b* = alike
+                near = self._near_ab
+        colors, conf = class_votes(probs, cmap.palette, near)
+        take = (conf >= self.confidence) & (counts > 0)
+        take[0] = False
+        return HeadChoice(fill, own, stride, cmap.palette, probs, colors, conf, take, near is self._near_ab)
+
+    def network_votes(self, line: np.ndarray, hints: dict | None, seg: Segmentation, tone: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The network's color for every region of ``seg`` (full resolution).
+
+        -> (fill (H, W, 3) uint8 upsampled to the input, own (n + 1, 3) CIELAB: the regression's robust vote,
+        votes (n + 1, 3) CIELAB: the color-class head's choice where it is confident (``confidence``), the
+        regression's vote elsewhere and for models without a head; an unhinted region takes a hint's color instead
+        where that is more likely right (``propagate``, :mod:`tintline.regions.propagate`), vote stride)."""
+        c = self.head_choice(line, hints, seg, tone)
+        if c.probs is None:
+            return c.fill, c.own, c.own, c.stride
+        votes = np.where(c.take[:, None], c.colors, c.own).astype(np.float32)
+        if c.ab_only and self.tone_floor > 0:  # kept shading: unsure regions stay the page's gray
+            votes[c.take & (c.conf < self.tone_floor)] = (100.0, 0.0, 0.0)
+        if self.propagate:
+            hc = propagation.hint_colors(hints, seg)
+            if hc is not None:
+                feats = propagation.candidate_features(hc, c.probs, c.conf, c.colors, c.own, c.palette, seg)
+                votes, _ = propagation.propagate(votes, hc, feats, c.conf, c.take)
+                votes = votes.astype(np.float32)
+        return c.fill, c.own, votes, c.stride
 
     def colorize_layers(self, line: np.ndarray, hints: dict | None = None, tone: np.ndarray | None = None) -> Layers:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> region-true :class:`Layers`."""
@@ -370,7 +411,8 @@ def default_model() -> Path | None:
 def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseline:
     """A checkpoint path or run directory -> :class:`Colorizer`; ``default`` -> the shipped model; a baseline name
     (``white``, ``region-fill``) -> that baseline; ``soft:MODEL`` -> MODEL with soft hints (the network's own
-    output, for comparisons in eval); a character file (``tintline character``; ``match:FILE`` for its reference
+    output, for comparisons in eval); ``own:MODEL`` -> MODEL without hint propagation (unhinted regions keep the
+    network's own choice; for comparisons); a character file (``tintline character``; ``match:FILE`` for its reference
     matching alone) -> :class:`~tintline.character.model.CharacterColorizer`; ``ensemble:A,B`` -> the per-pixel
     average of those models' outputs (:class:`~tintline.ensemble.OutputEnsemble`). A path that exists wins over a
     name."""
@@ -382,6 +424,10 @@ def load_colorizer(model: str | Path, device: str = "cpu") -> Colorizer | Baseli
         return OutputEnsemble(str(model), device=device)  # type: ignore[return-value]
     if not Path(model).exists() and str(model).startswith(SOFT_PREFIX):
         return Colorizer(str(model)[len(SOFT_PREFIX):], device=device, soft_hints=True)
+    if not Path(model).exists() and str(model).startswith(OWN_PREFIX):
+        own = Colorizer(str(model)[len(OWN_PREFIX):], device=device)
+        own.propagate = False
+        return own
     from .character.model import CharacterColorizer, character_spec  # imported here: it imports this module
 
     spec = character_spec(model)
@@ -432,13 +478,13 @@ def layer_paths(png: Path) -> dict[str, Path]:
 
 
 def configure(colorizer: object, gap: int | None = None, confidence: float | None = None,
-              keep_shading: bool | None = None, detail: str | None = None) -> object:
+              keep_shading: bool | None = None, detail: str | None = None, propagate: bool | None = None) -> object:
     """Set the options a user gave (None: leave the colorizer's default) on a colorizer that has them; -> it.
     Baselines and plugin objects without an option are left as they are."""
     if detail is not None and detail not in DETAILS:
         raise UserError(f"--detail {detail}: expected one of {', '.join(DETAILS)}")
     for name, value in (("gap", gap), ("confidence", confidence), ("keep_shading", keep_shading),
-                        ("detail", detail)):
+                        ("detail", detail), ("propagate", propagate)):
         if value is not None and hasattr(colorizer, name):
             setattr(colorizer, name, value)
     return colorizer
@@ -447,7 +493,8 @@ def configure(colorizer: object, gap: int | None = None, confidence: float | Non
 def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hints_path: str | None = None,
                    device: str = "cpu", soft_hints: bool = False, layers: bool = False,
                    gap: int | None = None, confidence: float | None = None,
-                   keep_shading: bool | None = None, detail: str | None = None) -> list[Path]:
+                   keep_shading: bool | None = None, detail: str | None = None,
+                   propagate: bool | None = None) -> list[Path]:
     """Colorize each input into ``out_dir/<stem>.png``; return those paths. One hints file (JSON, or a hint image
     of the inputs' size) applies to every input.
 
@@ -460,7 +507,7 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
     width; 0: none). ``confidence``: see :class:`Colorizer` (None: its default). ``keep_shading``: a gray,
     screentoned or color page keeps its own lightness (None: yes for those; the PNG's ``tintline:input`` text says
     what kind of input was read). ``detail``: ``fixed`` or ``native`` (see :meth:`Colorizer.work_scale`; None:
-    the colorizer's default)."""
+    the colorizer's default). ``propagate``: False keeps unhinted regions from taking a hint's color (None: on)."""
     hints, hint_img = None, None
     if hints_path:
         if Path(hints_path).suffix.lower() == ".json":
@@ -471,7 +518,7 @@ def colorize_files(model: str | Path, inputs: Sequence[str], out_dir: Path, hint
         if not Path(name).is_file():
             raise FileNotFoundError(f"input not found: {name}")
     colorizer = configure(load_colorizer(model, device=device), gap=gap, confidence=confidence,
-                          keep_shading=keep_shading, detail=detail)
+                          keep_shading=keep_shading, detail=detail, propagate=propagate)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken: set[Path] = set()  # every file written so far, layers included
