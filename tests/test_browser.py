@@ -232,7 +232,7 @@ RECORD_FORMS = """() => {
 }"""
 
 
-def test_soft_hints_detail_and_download_layers(browser, server_url):
+def test_soft_hints_detail_propagate_and_download_layers(browser, server_url):
     from tintline.regions.ora import read_ora
 
     page = browser.new_page()
@@ -244,11 +244,14 @@ def test_soft_hints_detail_and_download_layers(browser, server_url):
     page.wait_for_function("() => document.getElementById('input-info').textContent.startsWith('200×120')")
     page.check("#soft-hints")
     page.select_option("#detail", "native")
+    assert page.locator("#propagate").is_checked()  # on by default, as in the CLI
+    page.uncheck("#propagate")
     page.evaluate(RECORD_FORMS)
     with page.expect_download() as dl:
         page.click("#layers-btn")
     form = page.evaluate("() => window.sentForms[0]")
-    assert form == {"model": "region-fill", "soft_hints": "true", "detail": "native", "layers": "true"}, form
+    assert form == {"model": "region-fill", "soft_hints": "true", "detail": "native", "propagate": "false",
+                    "layers": "true"}, form
     assert dl.value.suggested_filename == "art-colorized.ora"
     assert read_ora(dl.value.path()).flat.shape == (120, 200, 3)
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")

@@ -318,31 +318,36 @@ def test_a_safetensors_checkpoint_is_served_under_its_name(tmp_path):
 
 
 class DetailSpy:
-    """A colorizer that has a ``detail`` option and records what it was when it colorized."""
+    """A colorizer that has ``detail`` and ``propagate`` options and records what they were when it colorized."""
 
     name = "spy"
-    meta = {"description": "test model that records its detail"}
+    meta = {"description": "test model that records its options"}
 
     def __init__(self):
-        self.detail, self.seen = "fixed", []
+        self.detail, self.propagate, self.seen = "fixed", True, []
 
     def colorize_image(self, img, hints=None):
-        self.seen.append(self.detail)
+        self.seen.append((self.detail, self.propagate))
         return np.full((img.size[1], img.size[0], 3), 200, np.uint8)
 
 
-def test_detail_is_set_for_one_request_only():
+def test_detail_and_propagate_are_set_for_one_request_only():
     spy = DetailSpy()
     app = create_app({"spy": spy, "white": "white"})
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
         for detail in ("native", "fixed", "auto"):
             assert colorize(c, png(line_art()), detail=detail).status_code == 200
         assert colorize(c, png(line_art())).status_code == 200  # not given: the model's own (auto when loaded)
-        assert spy.seen == ["native", "fixed", "auto", "fixed"]
-        assert spy.detail == "fixed"  # the model's own setting is back after each request
+        assert colorize(c, png(line_art()), propagate="false").status_code == 200
+        assert colorize(c, png(line_art()), propagate="true", detail="native").status_code == 200
+        assert [d for d, _ in spy.seen] == ["native", "fixed", "auto", "fixed", "fixed", "native"]
+        assert [p for _, p in spy.seen] == [True, True, True, True, False, True]
+        assert (spy.detail, spy.propagate) == ("fixed", True)  # the model's own settings are back after each request
         assert_json_error(colorize(c, png(line_art()), detail="huge"), 400, "bad-form")
-        assert colorize(c, png(line_art()), model="white", detail="native").status_code == 200  # no such option
-        assert "detail" in c.get("/openapi.json").text
+        assert_json_error(colorize(c, png(line_art()), propagate="maybe"), 400, "bad-form")
+        assert colorize(c, png(line_art()), model="white", detail="native", propagate="false").status_code == 200
+        api = c.get("/openapi.json").text
+        assert "detail" in api and "propagate" in api
 
 
 def test_without_models_the_baselines_are_offered(monkeypatch):

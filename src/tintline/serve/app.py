@@ -202,6 +202,11 @@ _COLORIZE_OPENAPI = {
                                       "the size where its lines are as thick as in training, in tiles (large pages "
                                       "keep their detail); auto: native above 1024 px. No effect on the baselines "
                                       "and the reference matching"},
+            "propagate": {"type": "boolean", "default": True,
+                          "description": "true: an unhinted region may take the exact color of a hint given "
+                                         "elsewhere on the drawing where the model finds that likelier right than "
+                                         "its own choice; false: hints color only their own regions. Not given: the "
+                                         "model's own setting (on). No effect on the baselines"},
             "layers": {"type": "boolean", "default": False,
                        "description": "true: answer an OpenRaster file (image/openraster) with the layers lines "
                                       "and shading (multiply) over flat, instead of a PNG"},
@@ -225,7 +230,7 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
     fields = {"image": FieldSpec(max_bytes, True), "hint_image": FieldSpec(max_bytes, True),
               "hints": FieldSpec(HINTS_MAX_BYTES, False), "model": FieldSpec(256, False),
               "soft_hints": FieldSpec(FLAG_MAX_BYTES, False), "layers": FieldSpec(FLAG_MAX_BYTES, False),
-              "detail": FieldSpec(FLAG_MAX_BYTES, False)}
+              "detail": FieldSpec(FLAG_MAX_BYTES, False), "propagate": FieldSpec(FLAG_MAX_BYTES, False)}
     max_total = 2 * max_bytes + HINTS_MAX_BYTES + 64 * 1024  # all fields at their limits + multipart framing
     queue = WorkQueue(queue_size)
 
@@ -300,19 +305,19 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         return Response(previews[(name, index)], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     def colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
-                     soft_hints: bool = False, layers: bool = False, detail: str | None = None
-                     ) -> tuple[bytes, str]:
+                     soft_hints: bool = False, layers: bool = False, detail: str | None = None,
+                     propagate: bool | None = None) -> tuple[bytes, str]:
         """Runs in the worker thread: decode, colorize, encode (a PNG, or with ``layers`` an OpenRaster file);
-        -> (the file, the kind of input read: lines, pencil, gray, screentone or color). ``detail`` is set on the
-        colorizer for this request only (one worker thread: no other request sees it); None: the colorizer's own
-        (``auto`` for every model the server loads)."""
-        kept = getattr(entry.colorizer, "detail", None)
-        configure(entry.colorizer, detail=detail)
+        -> (the file, the kind of input read: lines, pencil, gray, screentone or color). ``detail`` and
+        ``propagate`` are set on the colorizer for this request only (one worker thread: no other request sees
+        them); None: the colorizer's own (``auto`` and on for every model the server loads)."""
+        kept = {k: getattr(entry.colorizer, k) for k in ("detail", "propagate") if hasattr(entry.colorizer, k)}
+        configure(entry.colorizer, detail=detail, propagate=propagate)
         try:
             return _colorize_job(entry, image, hints, hint_image, soft_hints, layers)
         finally:
-            if kept is not None:
-                entry.colorizer.detail = kept
+            for k, v in kept.items():
+                setattr(entry.colorizer, k, v)
 
     def _colorize_job(entry: ModelEntry, image: bytes, hints: dict | None, hint_image: bytes | None,
                       soft_hints: bool, layers: bool) -> tuple[bytes, str]:
@@ -400,13 +405,17 @@ def create_app(models: Sequence[Any] | Mapping[str, Any] | None = None, *, max_b
         detail = parts["detail"].data.decode("utf-8", "replace").strip().lower() if "detail" in parts else ""
         if detail and detail not in DETAILS:
             return _error(400, f"detail must be one of {', '.join(DETAILS)}, not {detail[:20]!r}", "bad-form")
+        raw = parts["propagate"].data.decode("utf-8", "replace").strip().lower() if "propagate" in parts else ""
+        if raw not in _TRUE | _FALSE:
+            return _error(400, f"propagate must be true or false, not {raw[:20]!r}", "bad-form")
+        propagate = (raw in _TRUE) if raw else None
         hint_image = parts["hint_image"].data if "hint_image" in parts and parts["hint_image"].data else None
         image = bytes(parts["image"].data)
         hint_bytes = bytes(hint_image) if hint_image is not None else None
         del parts
         try:
             out, kind = await queue.run(lambda: colorize_job(entry, image, hints, hint_bytes, **flags,
-                                                             detail=detail or None),
+                                                             detail=detail or None, propagate=propagate),
                                         deadline - time.monotonic())
         except QueueFull as e:
             return _error(503, str(e), "busy", headers={"Retry-After": str(e.retry_after_s)})

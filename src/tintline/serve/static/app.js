@@ -11,6 +11,7 @@
     color: $("color"), swatches: $("swatches"), size: $("size"), sizeOut: $("size-out"),
     undo: $("undo-btn"), clear: $("clear-btn"), saveHints: $("save-hints-btn"), loadHints: $("load-hints-btn"),
     hintsFile: $("hints-file"), useHints: $("use-hints"), softHints: $("soft-hints"), detail: $("detail"),
+    propagate: $("propagate"),
     colorize: $("colorize-btn"), layers: $("layers-btn"),
     drop: $("drop"), dropMsg: $("drop-msg"), stage: $("stage"), inputImg: $("input-img"), canvas: $("hint-canvas"),
     inputInfo: $("input-info"), resultImg: $("result-img"), resultMsg: $("result-msg"), resultInfo: $("result-info"),
@@ -430,6 +431,7 @@
     if (el.model.value) form.append("model", el.model.value);
     form.append("soft_hints", el.softHints.checked ? "true" : "false");
     form.append("detail", el.detail.value);
+    form.append("propagate", el.propagate.checked ? "true" : "false");
     if (layers) form.append("layers", "true");
     const r = await fetch("/api/colorize", {method: "POST", body: form});
     if (!r.ok) {
@@ -444,7 +446,8 @@
   function describeRequest() {
     const useHints = el.useHints.checked && state.items.length > 0;
     return `${el.model.value}${useHints ? ` and ${state.items.length} hints` : ", no hints"}` +
-      (el.softHints.checked ? ", soft hints" : "") + (el.detail.value !== "auto" ? `, ${el.detail.value} detail` : "");
+      (el.softHints.checked ? ", soft hints" : "") + (el.propagate.checked ? "" : ", no propagation") +
+      (el.detail.value !== "auto" ? `, ${el.detail.value} detail` : "");
   }
 
   async function colorize() {
