@@ -74,6 +74,29 @@ def test_tiny_regions_are_merged_into_a_neighbour():
     assert label_regions(line)[1] > 3
 
 
+def test_a_small_hinted_area_stays_a_region_and_keeps_its_hint():
+    """Thick lines make a small closed area (here 6x6 px, below the 4-line-widths-squared merge size) look like a
+    speck; with a hint in it, it stays a region, so its hint colors it and does not split its neighbour."""
+    line = np.full((128, 128), 255, np.uint8)
+    cv2.rectangle(line, (10, 10), (117, 117), 0, 5)  # a frame of 5-px lines: the merge size is ~100 px
+    cv2.rectangle(line, (50, 50), (61, 61), 0, 3)  # an "eye": 6x6 paper pixels inside
+    assert segment(line).n == 2  # the eye merged into the inside of the frame (and the outside)
+    hints = validate_hints({"points": [{"x": 30, "y": 90, "color": "#884422", "radius": 3},
+                                       {"x": 55.5, "y": 55.5, "color": "#ffffff", "radius": 2}]})
+    marks = np.zeros(line.shape, bool)
+    marks[53:59, 53:59] = True
+    seg = segment(line, keep=marks)
+    assert seg.n == 3 and seg.labels[55, 55] != seg.labels[90, 30]
+    out = paint(line, np.full((128, 128, 3), 200, np.uint8), hints, seg=seg).compose()
+    inside = (seg.labels == seg.labels[90, 30]) & (line == 255)
+    assert (out[inside] == (0x88, 0x44, 0x22)).all()  # all of the frame's inside takes its hint: no split
+    assert (out[55, 55] == 255).all()
+    from tintline.baselines import BASELINES
+
+    rf = BASELINES.create("region-fill").colorize_lines(line, hints)  # the paint bucket keeps it too
+    assert (rf[inside] == (0x88, 0x44, 0x22)).all() and (rf[55, 55] == 255).all()
+
+
 def test_the_region_cap_gives_a_clear_error():
     line = np.full((256, 256), 255, np.uint8)
     line[::16, :] = 0

@@ -24,7 +24,7 @@ from PIL.PngImagePlugin import PngInfo
 from .baselines import BASELINES, Baseline
 from .checkpoint import SHIPPED_MODEL, load_generator
 from .data.dataset import encode_input, to_uint8
-from .data.hints import hint_image_to_hints, load_hints, render_hints
+from .data.hints import hint_image_to_hints, load_hints, render_hint_items, render_hints
 from .data.imageio import BadImage, Limits, read_image_file
 from .data.manga import Page, colorize_page, page_kind, read_page
 from .errors import UserError
@@ -377,7 +377,8 @@ class Colorizer:
 
     def colorize_layers(self, line: np.ndarray, hints: dict | None = None, tone: np.ndarray | None = None) -> Layers:
         """line (H, W) uint8 (paper 255) + validated hints in input pixels -> region-true :class:`Layers`."""
-        seg = segment(line, gap=self.gap)
+        marks = render_hint_items(hints, *line.shape)[0] > 0 if hints else None  # hinted regions stay regions
+        seg = segment(line, gap=self.gap, keep=marks)
         fill, own, votes, stride = self.network_votes(line, hints, seg, tone=tone)
         return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=stride, white=self.white,
                      paper_background=self.paper_background, votes=votes, own=own)

@@ -142,15 +142,22 @@ def _nearest_fill(labels: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
+MIN_KEPT = 16  # paper pixels: a region a hint lies in stays a region from this size on (see ``keep``)
+
+
 def segment(line: np.ndarray, gap: int | None = None, min_area: int | None = None,
-            threshold: int = INK_THRESHOLD, max_regions: int = MAX_REGIONS) -> Segmentation:
+            threshold: int = INK_THRESHOLD, max_regions: int = MAX_REGIONS,
+            keep: np.ndarray | None = None) -> Segmentation:
     """line (H, W) uint8 (paper 255) -> :class:`Segmentation`. See the module docstring for the steps.
 
     gap: search radius in pixels from each stroke end (the skeleton's end lies about half a line width inside the
     stroke, so breaks a little narrower than ``gap`` close; ``None``: :func:`default_gap`; 0: no gap closing, plain
     4-connected components). min_area: paper pixels below which a region is merged into its nearest
     neighbour (``None``: 4 line widths squared, at least 16). Line art with no ink, or whose regions are all tiny
-    (noise), is one region. Raises :class:`RegionError` past ``max_regions`` regions.
+    (noise), is one region. Raises :class:`RegionError` past ``max_regions`` regions. keep (H, W) bool: pixels
+    (the user's hint marks) whose regions stay regions when they have at least :data:`MIN_KEPT` paper pixels, even
+    below ``min_area``: a small closed area a user hinted (the white of an eye, drawn with thick lines) is meant,
+    not a speck; merged into its neighbour it would take half of that neighbour when split between the two hints.
     """
     if line.ndim != 2 or line.dtype != np.uint8:
         raise ValueError(f"line art must be (H, W) uint8, got {line.shape} {line.dtype}")
@@ -172,6 +179,10 @@ def segment(line: np.ndarray, gap: int | None = None, min_area: int | None = Non
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     areas[0] = 0
     big = areas >= min_area
+    if keep is not None:
+        hinted = np.bincount(labels[keep & (paper_u8 > 0)], minlength=n + 1) > 0
+        hinted[0] = False
+        big |= hinted & (areas >= MIN_KEPT)
     if n == 0 or not big.any():
         # no ink, or only specks (noise): one region, the whole image
         one = np.ones((h, w), np.int32)
@@ -202,7 +213,7 @@ def region_fill(line: np.ndarray, hint_colors: np.ndarray, mask: np.ndarray,
     line (H, W) uint8, hint_colors (H, W, 3) uint8, mask (H, W) bool ->
     (fill (H, W, 3) uint8, filled (H, W) bool). Ink pixels are never filled; hint pixels on ink are ignored.
     """
-    seg = segment(line, threshold=threshold) if seg is None else seg
+    seg = segment(line, threshold=threshold, keep=mask) if seg is None else seg
     labels, n = seg.labels, seg.n
     fill = np.zeros_like(hint_colors)
     filled = np.zeros(line.shape, bool)
