@@ -11,7 +11,11 @@ head's choice, region by region:
   choice, how far its choice and the regression's vote are from h, the region's size against the hinted region's,
   whether h is white, and how many of the hints share h's color;
 * a second logistic model gives P(the head's own choice is right) from its confidence (the mass near it);
-* the region takes the most likely hint color when that beats its own choice.
+* the region takes the most likely hint color when that beats its own choice **and** is at least :data:`MIN_P`
+  likely, and only a hint given in the same figure (:func:`figures`; on a page of several drawings one drawing's
+  colors say nothing of another's). The floor is there because the rule, fitted on clip art, does not transfer to
+  anime sprites below it: there the head is unsure of everything and its pale gray is often right for skin and white
+  cloth, which the rule would hand a hinted dress's color at 15-30 % odds (docs/results.md).
 
 Both models are fitted on the training split (``python benchmarks/fit_propagation.py``, which prints the
 coefficients below); hint colors within :data:`SAME_HINT` of each other count as one candidate.
@@ -26,10 +30,11 @@ import numpy as np
 from ..data.hints import render_hint_items
 from .paint import to_lab
 from .palette import RADIUS
+from .palette import WHITE_LAB as _WHITE
 from .segment import Segmentation
 
 SAME_HINT = 10.0  # CIEDE2000: hints closer than this are one color (the metric's radius)
-WHITE_LAB = np.array([100.0, 0.0, 0.0])
+WHITE_LAB = np.array(_WHITE)
 CLIP = 3.0  # color distances enter the model in units of the radius, clipped here (far is far)
 
 FEATURES = ("mass", "confidence", "choice_distance", "log_area_ratio", "vote_distance", "white", "share",
