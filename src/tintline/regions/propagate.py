@@ -34,6 +34,7 @@ from .palette import WHITE_LAB as _WHITE
 from .segment import Segmentation
 
 SAME_HINT = 10.0  # CIEDE2000: hints closer than this are one color (the metric's radius)
+MAX_COLORS = 256  # distinct hint colors beyond which nothing propagates (bounds the color-pair comparisons)
 WHITE_LAB = np.array(_WHITE)
 CLIP = 3.0  # color distances enter the model in units of the radius, clipped here (far is far)
 
@@ -80,19 +81,25 @@ def hint_colors(hints: dict | None, seg: Segmentation) -> HintColors | None:
     paper = (ids > 0) & ~seg.ink
     if not paper.any():
         return None
-    m = len(colors) - 1
-    votes = np.zeros((m + 1, seg.n + 1), np.int64)
-    np.add.at(votes, (ids[paper], seg.labels[paper]), 1)
-    present = votes.sum(1) > 0
-    present[0] = False
-    items = np.flatnonzero(present)  # marks with paper pixels
-    lab = to_lab(colors[items]).astype(np.float64)  # (k, 3)
-    region = votes[items].argmax(1)
-    d = deltaE_ciede2000(lab[:, None, :], lab[None, :, :])  # (k, k)
-    same = d < SAME_HINT
-    share = same.sum(1) / len(items)
-    # one candidate per color: the first mark of each group of alike colors
-    keep = np.array([not same[i, :i].any() for i in range(len(items))])
+    # each mark's region: the one most of its paper pixels lie in (sparse: marks x regions could be 10^4 x 10^4)
+    uniq, cnt = np.unique(ids[paper].astype(np.int64) * (seg.n + 1) + seg.labels[paper], return_counts=True)
+    item, reg = uniq // (seg.n + 1), uniq % (seg.n + 1)
+    order = np.lexsort((-cnt, item))  # by mark, most pixels first (stable: ties keep the lower region)
+    item, reg = item[order], reg[order]
+    first = np.r_[True, item[1:] != item[:-1]]
+    items, regions = item[first], reg[first]  # (k,) the marks on paper, in order, and their regions
+    # alike colors are compared once per distinct color, in the order of their first mark
+    ucol, ufirst, ucount = np.unique(colors[items], axis=0, return_index=True, return_counts=True)
+    if len(ucol) > MAX_COLORS:
+        return None  # a hint image's anti-aliased edges, not a user's palette: no propagation
+    by_first = np.argsort(ufirst)
+    ucol, ufirst, ucount = ucol[by_first], ufirst[by_first], ucount[by_first]
+    lab = to_lab(ucol).astype(np.float64)  # (u, 3)
+    same = deltaE_ciede2000(lab[:, None, :], lab[None, :, :]) < SAME_HINT  # (u, u)
+    share = same.astype(np.float64) @ ucount / len(items)  # the fraction of marks of (about) each color
+    # one candidate per group of alike colors: the first color of each group
+    keep = np.array([not same[i, :i].any() for i in range(len(ucol))])
+    region = regions[ufirst]
     fig = figures(seg)
     return HintColors(lab[keep], region[keep], share[keep], len(items), fig[region[keep]], fig)
 
@@ -150,7 +157,8 @@ def propagate(votes: np.ndarray, hc: HintColors, features: np.ndarray, conf: np.
     """votes (R, 3) CIELAB per region -> (votes with regions taken over by a hint color, taken (R,) bool).
 
     features: :func:`candidate_features`; conf (R,) the head's confidence in its own choice; ``eligible`` (R,) bool:
-    the regions that may change (unhinted, seen by the head)."""
+    the regions that may change (those the head votes for; hinted regions among them are painted by their hints
+    afterwards anyway)."""
     p_hint = _sigmoid(features @ HINT_COEF + HINT_BIAS) * hc.allowed()  # (R, m)
     best = p_hint.argmax(1)
     p_best = p_hint[np.arange(len(best)), best]
