@@ -16,6 +16,7 @@ from tintline.data.lineart import LINE_STYLES, REFERENCE_XDOG, extract_lineart
 from tintline.data.manga import (
     KINDS,
     colorize_page,
+    find_screen,
     gray_of_lightness,
     keep_lightness,
     lightness,
@@ -87,6 +88,26 @@ def test_descreening_keeps_the_tone_and_the_regions_of_the_untoned_page(drawing)
     assert screened.tone[deep].std() < gray[deep].std() + 15
     n_screen, n_plain = segment(screened.line).n, segment(plain.line).n
     assert abs(n_screen - n_plain) <= max(1, round(0.05 * n_plain)), (n_screen, n_plain)
+
+
+def test_a_thick_line_over_a_dark_screen_is_no_part_of_the_screen():
+    # a dark flat tone, screened (its dots join into a mesh around paper holes), a 7 px line drawn across it: the
+    # line covers the holes under it, so the reader must not take it for screen (and average it into the tone)
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    rgb[64:320, 64:320] = 100
+    lines = np.full((SIDE, SIDE), 255, np.uint8)
+    cv2.line(lines, (80, 100), (300, 290), 0, 7)
+    page = render_manga(rgb, screen=True, period=6.0, angle=45.0, lines=lines)
+    found = find_screen(page)
+    assert found is not None and found[1] == pytest.approx(6.0, rel=0.2)
+    screen = found[0]
+    middle = cv2.erode((lines < 128).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert screen[middle].mean() < 0.6  # (all of it before: the whole mesh was screen)
+    away = cv2.distanceTransform(lines, cv2.DIST_L2, 3) > 12
+    away[:80], away[-80:], away[:, :80], away[:, -80:] = False, False, False, False  # inside the dark patch
+    assert screen[away].mean() > 0.9
+    read = read_page(Image.fromarray(page))
+    assert (read.line[middle] < 128).mean() > 0.95 and (read.line[away] < 128).mean() < 0.05
 
 
 def test_keep_shading_keeps_the_pages_lightness_and_takes_only_the_colors(drawing):

@@ -34,6 +34,7 @@ GRAY_SHARE = 0.01  # a page is "gray" when this share of its pixels are flat mid
 COLOR_CHROMA = 20.0  # CIELAB chroma above which a pixel counts as colored
 COLOR_SHARE = 0.03  # ... and a page is "color" when this share of its pixels are (see _is_color)
 INK_LEVEL = 70  # tone darker than this is ink (lines and solid black fills) in the page's line art
+MESH_REACH = 0.5  # periods: mesh pixels farther than this from every paper hole are a line drawn over the screen
 SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with an inked outline, not a line
 
 
@@ -252,7 +253,13 @@ def find_screen(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     count = np.bincount(dlab[hy, hx], minlength=len(dstats))  # holes just right of each dark component
     mesh = (count >= 5) & (count * 3 * period**2 >= dstats[:, cv2.CC_STAT_AREA])
     mesh[0] = False
-    pixels |= mesh[dlab]
+    # ... but not what was drawn over it: a line or a solid black covers the holes under it, so a band of the mesh
+    # with no paper hole within MESH_REACH periods (the deepest pixel of a lattice's mesh is ~0.5 period from a
+    # hole) is ink, not screen. Taking it for screen averaged it into the tone: screentoned validation pages,
+    # region-fill with a dot in every region, 0.743 -> 0.782 (150 pages; 24 better, 3 worse).
+    holes = small[1][comps[1][0]]
+    far = cv2.distanceTransform((~holes).astype(np.uint8), cv2.DIST_L2, 3) > MESH_REACH * period
+    pixels |= mesh[dlab] & ~far
     if pixels.mean() < 0.01:
         return None
     return pixels, period
