@@ -34,7 +34,7 @@ GRAY_SHARE = 0.01  # a page is "gray" when this share of its pixels are flat mid
 COLOR_CHROMA = 20.0  # CIELAB chroma above which a pixel counts as colored
 COLOR_SHARE = 0.03  # ... and a page is "color" when this share of its pixels are (see _is_color)
 INK_LEVEL = 70  # tone darker than this is ink (lines and solid black fills) in the page's line art
-MESH_REACH = 0.5  # periods: mesh pixels farther than this from every paper hole are a line drawn over the screen
+MESH_REACH = 0.5  # periods: mesh pixels farther than this from every paper hole are ink drawn over the screen
 SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with an inked outline, not a line
 
 
