@@ -110,6 +110,27 @@ def test_a_thick_line_over_a_dark_screen_is_no_part_of_the_screen():
     assert (read.line[middle] < 128).mean() > 0.95 and (read.line[away] < 128).mean() < 0.05
 
 
+def test_a_screen_among_more_specks_than_dots_is_found_by_its_lattice():
+    # a light screened patch on a page strewn with ink specks (print dirt, stippling) that outnumber its dots: the
+    # specks are compact and some lie at the dots' spacing, but in no common direction; the dots all lie along the
+    # screen's angle. (Before: "most compact marks are on a grid" failed here and the dots stayed ink.)
+    rng = np.random.default_rng(3)
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    rgb[40:160, 40:160] = 200
+    page = render_manga(rgb, screen=True, period=6.0, angle=30.0, noise=1.0, seed=2)
+    specks = page.copy()
+    for y, x in rng.integers(0, SIDE - 2, (700, 2)):
+        if not (30 <= y < 170 and 30 <= x < 170):
+            specks[y:y + 2, x:x + 2] = 0
+    found = find_screen(specks)
+    assert found is not None and found[1] == pytest.approx(6.0, rel=0.2)
+    assert found[0][40:160, 40:160].any() and read_page(Image.fromarray(specks)).kind == "screentone"
+    # the specks alone are no screen
+    alone = specks.copy()
+    alone[30:170, 30:170] = 255
+    assert find_screen(alone) is None and read_page(Image.fromarray(alone)).kind != "screentone"
+
+
 def test_keep_shading_keeps_the_pages_lightness_and_takes_only_the_colors(drawing):
     page = render_manga(drawing)
     rgb_page = Image.fromarray(page)
