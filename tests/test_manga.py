@@ -131,6 +131,17 @@ def test_a_screen_among_more_specks_than_dots_is_found_by_its_lattice():
     assert find_screen(alone) is None and read_page(Image.fromarray(alone)).kind != "screentone"
 
 
+def test_a_light_screen_counts_by_the_area_it_covers_not_by_its_dots():
+    # a pale tone screened: its dots are ~1 px and cover well under 1 % of the page, the patch a sixth of it
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    rgb[40:200, 40:200] = 245
+    page = render_manga(rgb, screen=True, period=6.0, angle=45.0)
+    assert (page < 128).mean() < 0.01
+    read = read_page(Image.fromarray(page))
+    assert read.kind == "screentone" and read.tone is not None
+    assert (read.line[60:180, 60:180] < 128).mean() < 0.01  # the dots are tone, not ink specks
+
+
 def test_keep_shading_keeps_the_pages_lightness_and_takes_only_the_colors(drawing):
     page = render_manga(drawing)
     rgb_page = Image.fromarray(page)

@@ -270,7 +270,7 @@ def find_screen(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     holes = small[1][comps[1][0]]
     far = cv2.distanceTransform((~holes).astype(np.uint8), cv2.DIST_L2, 3) > MESH_REACH * period
     pixels |= mesh[dlab] & ~far
-    if pixels.mean() < 0.01:
+    if screen_area(pixels, period).mean() < 0.01:  # the screened patches, not their dots: a light screen's are tiny
         return None
     return pixels, period
 
