@@ -14,6 +14,7 @@ from synth import cartoon, png_bytes, write
 from tintline.baselines import BASELINES
 from tintline.data.lineart import LINE_STYLES, REFERENCE_XDOG, extract_lineart
 from tintline.data.manga import (
+    INK_LEVEL,
     KINDS,
     colorize_page,
     find_screen,
@@ -140,6 +141,21 @@ def test_a_light_screen_counts_by_the_area_it_covers_not_by_its_dots():
     read = read_page(Image.fromarray(page))
     assert read.kind == "screentone" and read.tone is not None
     assert (read.line[60:180, 60:180] < 128).mean() < 0.01  # the dots are tone, not ink specks
+
+
+@pytest.mark.parametrize("offset", [-5, 5])
+def test_a_noisy_fill_near_the_ink_level_is_one_region_not_speckle(offset):
+    # a dark gray fill 5 levels off INK_LEVEL with print noise: pixel by pixel, a good share of it falls on the
+    # other side of the level; the 3x3 majority keeps it one region with (nearly) no ink inside
+    page = np.full((SIDE, SIDE), 255, np.uint8)
+    page[60:320, 60:320] = INK_LEVEL + offset
+    page = np.clip(page + np.random.default_rng(0).normal(0, 4, page.shape), 0, 255).astype(np.uint8)
+    cv2.rectangle(page, (60, 60), (320, 320), 0, 2)
+    read = read_page(Image.fromarray(page))
+    inner = read.line[80:300, 80:300] < 128
+    specks = cv2.connectedComponents(inner.astype(np.uint8))[0] - 1
+    assert read.kind == "gray" and inner.mean() < 0.05 and specks < 200, (inner.mean(), specks)  # (0.11-0.88, 3239)
+    assert segment(read.line).n == 2
 
 
 def test_keep_shading_keeps_the_pages_lightness_and_takes_only_the_colors(drawing):
