@@ -159,6 +159,32 @@ def test_exact_hints_split_regions_and_color_the_background():
     assert tuple(flat[95, 80]) == (255, 255, 0) and tuple(flat[2, 158]) == (255, 255, 0)
 
 
+def test_on_a_shaded_page_a_region_split_between_hints_follows_the_tone_edge():
+    # a gray field (tone 90) with a white disc on it whose outline is open: lines alone make them one region
+    line = np.full((120, 160), 255, np.uint8)
+    cv2.rectangle(line, (5, 5), (154, 114), 0, 2)
+    cv2.ellipse(line, (100, 60), (30, 30), 0, 40, 360, 0, 2)  # a 40 degree gap in the disc's outline
+    tone = np.full_like(line, 90)
+    cv2.circle(tone, (100, 60), 30, 255, -1)
+    tone = np.minimum(tone, line)
+    assert segment(line).labels[60, 100] == segment(line).labels[60, 20]  # one region through the gap
+    fill = np.full((120, 160, 3), 200, np.uint8)
+    # red on the field just left of the disc, white inside the disc near its right edge: by distance alone the
+    # disc's left part would be red and the field right of the disc white
+    hints = validate_hints({"points": [{"x": 60, "y": 60, "color": "#ff0000", "radius": 2},
+                                       {"x": 125, "y": 60, "color": "#ffffff", "radius": 2}]})
+    by_distance = paint(line, fill, hints, shading=0).flat
+    assert tuple(by_distance[60, 80]) == (255, 0, 0) and tuple(by_distance[60, 145]) == (255, 255, 255)
+    flat = paint(line, fill, hints, shading=0, tone=tone).flat
+    inside = np.zeros_like(line, bool)
+    inside[8:112, 8:152] = True  # within the frame
+    paper = (line == 255) & inside
+    disc, field = paper & (tone == 255), paper & (tone == 90)
+    # up to its edge (a few pixels in the outline's corners may go either way)
+    assert (flat[disc] == 255).all(-1).mean() > 0.99, "the disc is white"
+    assert (flat[field] == (255, 0, 0)).all(-1).mean() > 0.99, "the field is red"
+
+
 def test_a_hint_touching_a_line_does_not_leak_across_it():
     line = _two_boxes()
     fill = np.full((100, 160, 3), 230, np.uint8)

@@ -381,7 +381,7 @@ class Colorizer:
         seg = segment(line, gap=self.gap, keep=marks)
         fill, own, votes, stride = self.network_votes(line, hints, seg, tone=tone)
         return paint(line, fill, hints, seg=seg, shading=self.shading, vote_stride=stride, white=self.white,
-                     paper_background=self.paper_background, votes=votes, own=own)
+                     paper_background=self.paper_background, votes=votes, own=own, tone=tone)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None,
                        tone: np.ndarray | None = None) -> np.ndarray:

@@ -121,16 +121,21 @@ def region_votes(fill: np.ndarray, seg: Segmentation, stride: int = 1) -> np.nda
     return out.astype(np.float32)
 
 
-def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.ndarray, np.ndarray | None,
-                                                                            np.ndarray | None]:
+TONE_STEP = 16  # gray levels: a tone step at least this sharp bounds the pieces of a region split between hints
+
+
+def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray, tone: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Hinted regions take their hint's color. table (n + 1, 3) uint8 RGB per region, updated and returned.
 
     Returns (table, split_labels, split_colors): where a region holds hints of clearly different colors it is split
-    by the nearest hint pixel inside it; split_labels (H, W) int32 numbers those pieces 1..k (0 elsewhere) and
-    split_colors (k + 1, 3) uint8 gives their colors (``None``, ``None`` when nothing was split). A hint on a line
-    counts for the region the line pixel belongs to only when the whole mark lies on ink; otherwise its pixels on
-    ink are ignored (they could belong to the region across the line). A mark wholly inside a solid black area
-    (every pixel farther than :data:`DEEP_INK` from paper, scaled up on large images) colors nothing.
+    by the nearest hint pixel inside it, or, on a shaded page (``tone`` (H, W) uint8, the page's own gray), along
+    the page's tone edges (:func:`_split_by_tone`); split_labels (H, W) int32 numbers those pieces 1..k (0
+    elsewhere) and split_colors (k + 1, 3) uint8 gives their colors (``None``, ``None`` when nothing was split).
+    A hint on a line counts for the region the line pixel belongs to only when the whole mark lies on ink;
+    otherwise its pixels on ink are ignored (they could belong to the region across the line). A mark wholly
+    inside a solid black area (every pixel farther than :data:`DEEP_INK` from paper, scaled up on large images)
+    colors nothing.
     """
     h, w = seg.labels.shape
     ids, colors = render_hint_items(hints, h, w)  # (H, W) int32 item id + 1, (m + 1, 3) uint8
@@ -180,6 +185,8 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
                                                      labelType=cv2.DIST_LABEL_PIXEL)
         src_items = np.concatenate([[0], src[src > 0]])
         piece_item = src_items[nearest]  # (h', w') item id of the nearest hint pixel
+        if tone is not None:
+            piece_item = _split_by_tone(tone[y0:y1, x0:x1], src, reg, piece_item)
         # one piece per distinct color among this region's items
         items = np.unique(src[src > 0])
         base = len(split_colors)
@@ -192,10 +199,28 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray) -> tuple[np.n
     return table, split, np.stack(split_colors).astype(np.uint8)
 
 
+def _split_by_tone(tone: np.ndarray, src: np.ndarray, reg: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """Split one region between its hints along the page's tone edges: a marker-controlled watershed (Beucher and
+    Meyer, "The morphological approach to segmentation: the watershed transformation", 1993) of the tone's
+    gradient magnitude, flooded from the hint pixels ``src`` (h', w') item ids (0: none) within ``reg`` (h', w')
+    bool. On a gray page a region the lines leave open (a white petal on a gray field whose outline has a gap) still
+    shows its edge in the tone, so two hints there, a white and a red, paint petal and field rather than two halves
+    cut by distance. Where the tone is flat the flood goes by distance, as ``nearest`` (h', w') does, which also
+    fills any pixel the flood did not reach."""
+    from skimage.segmentation import watershed
+
+    g = cv2.GaussianBlur(tone.astype(np.float32), (0, 0), 1.0)  # print noise is not an edge
+    grad = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    # in steps of a TONE_STEP-level edge: smooth shading (a sky's gradient) is flat, so it splits by distance
+    elev = np.minimum(grad / (3.2 * TONE_STEP), 8).astype(np.uint8)  # a blurred step of d levels: |Sobel| ~ 3.2 d
+    flood = watershed(elev, markers=np.where(reg, src, 0), mask=reg)
+    return np.where(flood > 0, flood, nearest)
+
+
 def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Segmentation | None = None,
           shading: float = 1.0, floor: float = SHADING_FLOOR, votes: np.ndarray | None = None,
           vote_stride: int = 1, white: float = 0.0, paper_background: bool = False,
-          own: np.ndarray | None = None) -> Layers:
+          own: np.ndarray | None = None, tone: np.ndarray | None = None) -> Layers:
     """line (H, W) uint8 full-resolution line art; fill (H, W, 3) uint8 the network's fill color at the same size
     (upsampled when the network saw the page smaller); validated hints in these pixels -> :class:`Layers`.
 
@@ -205,6 +230,7 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
     this CIELAB distance of paper white is painted white (the network hedges between "leave it white" and a color
     with a pale tint; the threshold is calibrated on validation images, see docs/results.md). ``paper_background``:
     unhinted regions that touch the image border (the background) stay white; a hint there still colors them.
+    ``tone``: a shaded page's own gray (H, W) uint8; a region with hints of several colors splits along its edges.
 
     ``shading`` in [0, 1] is the shading layer's opacity (0: flat colors only; the layer is still computed, so a
     layered file lets the user turn it up)."""
@@ -219,7 +245,7 @@ def paint(line: np.ndarray, fill: np.ndarray, hints: dict | None = None, seg: Se
     table = from_lab(chosen)  # (n + 1, 3) uint8 RGB: the unhinted regions' flat colors
     split = split_colors = None
     if hints and (hints.get("points") or hints.get("strokes")):
-        table, split, split_colors = exact_hints(hints, seg, table)
+        table, split, split_colors = exact_hints(hints, seg, table, tone)
     flat = table[seg.labels]  # (H, W, 3)
     if split is not None:
         pieces = split > 0
