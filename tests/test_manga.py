@@ -111,6 +111,23 @@ def test_a_thick_line_over_a_dark_screen_is_no_part_of_the_screen():
     assert (read.line[middle] < 128).mean() > 0.95 and (read.line[away] < 128).mean() < 0.05
 
 
+def test_a_dark_screen_joined_to_a_solid_black_is_still_screen():
+    # a screened shape (its dots join into a mesh) touching a larger solid black (a lizard's screened body and its
+    # black tail): mesh and black are one dark component, with few holes for its area. The mesh is screen, the
+    # black is not. (Before: the whole component was ink, the body a black net over white holes.)
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    rgb[40:200, 40:200] = 0
+    rgb[60:180, 200:280] = 100
+    page = render_manga(rgb, screen=True, period=6.0, angle=45.0)
+    found = find_screen(page)
+    assert found is not None
+    assert found[0][70:170, 210:270].mean() > 0.9 and found[0][60:180, 60:180].mean() < 0.05
+    read = read_page(Image.fromarray(page))
+    assert read.tone is not None and abs(float(np.median(read.tone[70:170, 210:270])) - 100) < 25
+    assert (read.line[70:170, 210:270] < 128).mean() < 0.05  # the body is a region, not ink
+    assert np.median(read.tone[60:180, 60:180]) < INK_LEVEL  # the black stays black
+
+
 def test_a_screen_among_more_specks_than_dots_is_found_by_its_lattice():
     # a light screened patch on a page strewn with ink specks (print dirt, stippling) that outnumber its dots: the
     # specks are compact and some lie at the dots' spacing, but in no common direction; the dots all lie along the
