@@ -301,10 +301,13 @@ def descreen(gray: np.ndarray, screen: np.ndarray, period: float) -> np.ndarray:
     return out
 
 
-def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: float = 0.0) -> np.ndarray:
+def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: float = 0.0,
+               drawn: np.ndarray | None = None) -> np.ndarray:
     """(H, W) uint8 descreened page -> (H, W) uint8 line art: ink (tone < 70: lines, solid blacks), the XDoG edges
     between tones (at a scale that sees a descreened, softened edge) and the outline of the screened ``patches``,
-    so a region of gray fill or screentone is bounded like one drawn in lines while its gray is not ink."""
+    so a region of gray fill or screentone is bounded like one drawn in lines while its gray is not ink.
+    ``drawn`` (H, W) bool: the page's dark pixels that are no screen dot; inside the ``patches`` only these are
+    ink, whatever the tone."""
     from .lineart import REFERENCE_XDOG, xdog
 
     params = dict(REFERENCE_XDOG, sigma=max(REFERENCE_XDOG["sigma"], 0.3 * period))
@@ -315,6 +318,11 @@ def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: floa
     # residue) otherwise breaks into ink speckle that cuts its region into crumbs (validation pages, region-fill,
     # a dot in every region: 0.844 -> 0.853, 17 pages better, 7 worse); a 1 px line still stands in the edges below
     ink = cv2.medianBlur(ink.astype(np.uint8) * 255, 3) > 0
+    if drawn is not None and patches is not None:
+        # in a screened patch the tone is a fill however dark (a dark screen's descreened gray sits near the ink
+        # level and broke into crumbs of ink): ink there is what was drawn, the dark pixels that are no dot
+        # (300 validation pages, v0.4, a dot in every region: screentoned 0.821 / 6.74 -> 0.839 / 6.61)
+        ink = np.where(patches, drawn, ink)
     # a solid black area (hair, a shadow, a dark tone) is a region, not a line: only its outline stays ink, so a
     # hint in it colors it (its kept lightness keeps it dark) instead of the region beside it
     solid = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN,
@@ -393,7 +401,7 @@ def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
         return Page(kind, page_lines(gray), gray)
     dots, period = screen
     tone = descreen(gray, dots, period)
-    return Page(kind, page_lines(tone, screen_area(dots, period), period), tone, period)
+    return Page(kind, page_lines(tone, screen_area(dots, period), period, (gray < 128) & ~dots), tone, period)
 
 
 def colorize_page(colorizer: object, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None,
