@@ -185,6 +185,22 @@ def test_on_a_shaded_page_a_region_split_between_hints_follows_the_tone_edge():
     assert (flat[field] == (255, 0, 0)).all(-1).mean() > 0.99, "the field is red"
 
 
+def test_a_large_region_is_split_along_the_tone_on_a_coarser_grid_in_bounded_time():
+    from tintline.regions.paint import SPLIT_PIXELS, _split_by_tone
+
+    side = 1500  # above SPLIT_PIXELS: flooded on a grid twice as coarse
+    assert side * side > SPLIT_PIXELS
+    tone = np.full((side, side), 120, np.uint8)
+    tone[:, 701:] = 220  # an edge on an odd column: not on the coarse grid
+    src = np.zeros((side, side), np.int32)
+    src[100:103, 100:103] = 1  # a 3 px dot: still a seed on the coarse grid
+    src[1400:1403, 1400:1403] = 2
+    t0 = time.perf_counter()
+    out = _split_by_tone(tone, src, np.ones((side, side), bool), np.ones((side, side), np.int32))
+    assert time.perf_counter() - t0 < 5.0
+    assert (out[:, :699] == 1).all() and (out[:, 703:] == 2).all()  # the edge, within the grid's 2 px
+
+
 def test_a_hint_touching_a_line_does_not_leak_across_it():
     line = _two_boxes()
     fill = np.full((100, 160, 3), 230, np.uint8)
