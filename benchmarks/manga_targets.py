@@ -7,7 +7,8 @@ Each test image is rendered (at twice its size, its pair's own lines, continuous
 as a screentoned page (ruling and angle as ``tintline eval --input manga`` draws them). Reported: the share of
 images whose screentoned page gives within 5 % of the gray page's number of regions (the gap-closed regions the
 colorizer paints), the mean relative difference, and the mean |ΔL*| between each page's own (descreened) tone and
-MODEL's output with a dot of the true color in every region.
+MODEL's output with a dot of the true color in every region; and the region accuracy of both outputs (scored as
+``tintline eval --input manga`` scores them) with the share of images whose two accuracies lie within 0.05.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image
 
 from tintline.data.hints import scale_hints
 from tintline.data.manga import colorize_page, lightness, read_page, render_manga, sample_manga_params
+from tintline.evaluate.region_metrics import region_metrics, scored_regions
 from tintline.evaluate.run import MANGA_SCALE, load_cases, parse_protocols, protocol_hints
 from tintline.inference import load_colorizer
 from tintline.regions import segment
@@ -37,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     colorizer = load_colorizer(args.model)
     per_region = parse_protocols(["per-region"])[0]
-    within, rel, dl, kinds = [], [], [], {}
+    within, rel, dl, kinds, accs = [], [], [], {}, []
     for case in load_cases(args.dataset, "test", args.limit, False, 0, "lines"):
         h, w = case.line.shape
         size = (w * MANGA_SCALE, h * MANGA_SCALE)
@@ -51,17 +53,26 @@ def main() -> None:
         within.append(abs(n_screen - n_gray) <= 0.05 * max(n_gray, 1))
         rel.append(abs(n_screen - n_gray) / max(n_gray, 1))
         hints = scale_hints(protocol_hints(case, per_region, 0), MANGA_SCALE)
+        regions, acc = scored_regions(case.clean_line), {}
         for s in (False, True):
             out, page = colorize_page(colorizer, Image.fromarray(pages[s]), hints)
             if page.tone is not None:  # shading kept: the output's L* against the page's own (descreened) tone
                 tone_l = lightness(np.repeat(page.tone[..., None], 3, axis=2))
                 dl.append(float(np.abs(lightness(out) - tone_l).mean()))
+            small = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)  # scored as `eval --input manga` does
+            acc[s] = region_metrics(small, case.color, case.clean_line, regions=regions)["region_acc"]
+        if regions.n:
+            accs.append((acc[False], acc[True]))
         print(f"  {case.key}: regions gray {n_gray}, screentone {n_screen} (read as {read[True].kind})",
               file=sys.stderr)
     report = {"machine": cpu_model(), "command": " ".join(sys.argv), "images": len(within),
               "screen_read_as": kinds, "regions_within_5pct": float(np.mean(within)),
               "regions_mean_rel_diff": float(np.mean(rel)), "mean_abs_dL": float(np.mean(dl)),
               "max_abs_dL": float(np.max(dl))}
+    if accs:
+        a = np.array(accs)  # (n, 2): region accuracy of the gray page, of the screentoned page
+        report.update({"region_acc_gray": float(a[:, 0].mean()), "region_acc_screentone": float(a[:, 1].mean()),
+                       "region_acc_within_5pts": float(np.mean(np.abs(a[:, 1] - a[:, 0]) <= 0.05))})
     print(json.dumps(report, indent=1))
 
 
