@@ -201,6 +201,20 @@ def test_a_large_region_is_split_along_the_tone_on_a_coarser_grid_in_bounded_tim
     assert (out[:, :699] == 1).all() and (out[:, 703:] == 2).all()  # the edge, within the grid's 2 px
 
 
+def test_a_mark_on_a_line_beside_the_background_does_not_flood_it():
+    # a thick stroke on open paper (a gray fill a page reader took for ink looks like this): a dot wholly on it
+    # used to color the region of its nearest paper, the whole background
+    line = np.full((100, 160), 255, np.uint8)
+    line[46:54, 20:140] = 0
+    fill = np.full((100, 160, 3), 230, np.uint8)
+    hints = validate_hints({"points": [{"x": 80, "y": 50, "color": "#ff0000", "radius": 2}]})
+    flat = paint(line, fill, hints, shading=0).flat
+    assert tuple(flat[10, 10]) != (255, 0, 0) and tuple(flat[90, 150]) != (255, 0, 0)
+    # a hint on the paper of the background still colors it
+    hints = validate_hints({"points": [{"x": 10, "y": 10, "color": "#ff0000", "radius": 2}]})
+    assert tuple(paint(line, fill, hints, shading=0).flat[90, 150]) == (255, 0, 0)
+
+
 def test_a_hint_touching_a_line_does_not_leak_across_it():
     line = _two_boxes()
     fill = np.full((100, 160, 3), 230, np.uint8)

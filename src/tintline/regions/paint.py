@@ -136,7 +136,7 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray, tone: np.ndar
     A hint on a line counts for the region the line pixel belongs to only when the whole mark lies on ink;
     otherwise its pixels on ink are ignored (they could belong to the region across the line). A mark wholly
     inside a solid black area (every pixel farther than :data:`DEEP_INK` from paper, scaled up on large images)
-    colors nothing.
+    colors nothing, and a mark wholly on ink never colors the background through the line pixels next to it.
     """
     h, w = seg.labels.shape
     ids, colors = render_hint_items(hints, h, w)  # (H, W) int32 item id + 1, (m + 1, 3) uint8
@@ -153,6 +153,9 @@ def exact_hints(hints: dict, seg: Segmentation, table: np.ndarray, tone: np.ndar
         np.minimum.at(nearest, ids[marked & inked], depth[marked & inked])
         deep = nearest > DEEP_INK * max(1.0, max(h, w) / 1024)
         inked &= ~deep[ids]
+        # nor a mark on a line beside the background: the line's nearest paper may be the background, and a hint
+        # meant for what the line bounds (a gray fill a page reader took for ink) then floods the whole page
+        inked &= ~seg.border[seg.labels]
     use = marked & (~seg.ink | inked)
     if not use.any():
         return table, None, None
