@@ -16,6 +16,7 @@ from tintline.data.lineart import LINE_STYLES, REFERENCE_XDOG, extract_lineart
 from tintline.data.manga import (
     INK_LEVEL,
     KINDS,
+    _flat_midtones,
     colorize_page,
     find_screen,
     gray_of_lightness,
@@ -148,6 +149,21 @@ def test_a_dark_screen_at_the_ink_level_is_a_fill_not_crumbs_of_ink():
     labels = segment(read.line).labels[80:300, 80:300]
     assert (labels == labels[110, 110]).mean() > 0.97
     assert (read.line[64:67, 100:280] < 128).mean() > 0.9  # the frame stays
+
+
+def test_a_page_with_a_little_flat_gray_is_a_gray_page():
+    # thin gray bands (a few tenths of a percent of the page) inside outlines: a gray page, not line art whose
+    # grays would be ink; clean line art stays line art
+    page = np.full((SIDE, SIDE), 255, np.uint8)
+    for y in (100, 200):
+        cv2.rectangle(page, (60, y), (160, y + 14), 0, 2)
+        page[y + 3 : y + 12, 63:158] = 120
+    cv2.circle(page, (250, 250), 60, 0, 2)  # and a drawing in plain lines beside them
+    noisy = np.clip(page + np.random.default_rng(0).normal(0, 3, page.shape), 0, 255).astype(np.uint8)
+    assert 0.002 < _flat_midtones(noisy) < 0.01  # (below the 1 % that made a gray page before)
+    assert read_page(Image.fromarray(noisy)).kind == "gray"
+    lines = np.where(page == 120, 255, page).astype(np.uint8)
+    assert read_page(Image.fromarray(lines)).kind == "lines"
 
 
 def test_a_screen_among_more_specks_than_dots_is_found_by_its_lattice():
