@@ -299,6 +299,43 @@ def test_eileen_concerned_from_eileen_happy():
     votes, _, _ = m.votes()
     assert m.alignments[0].flip
     assert region_accuracy(votes, m.seg, truth, min_area=100) >= 0.9
+    # the same pose: a region (not one cut by split_leaky) takes the median of its material's colors in the aligned
+    # reference under it; where the face did not change, that is the truth's color (the best-matched shade band
+    # alone was 0.4 CIELAB units off on average, up to 0.76)
+    assert m.dense is not None
+    lab = to_lab(truth)
+    errors = [np.linalg.norm(votes[r] - np.median(px, axis=0)) for r in range(1, m.seg.n + 1)
+              if m.dense.paper[r] > 0 and len(px := lab[(m.seg.labels == r) & ~m.seg.ink]) >= 100]
+    assert len(errors) >= 3 and np.mean(errors) < 0.1, errors
+
+
+def test_materials_chain_colored_shades_but_not_grays():
+    """Hair in three bands, orange -> red -> magenta (each next to the next, 25 degrees of hue apart): one material,
+    so a target region over all three takes their median. Three grays side by side (white, gray, dark gray): each
+    is a shade of its neighbour, but white and dark gray are not one material."""
+    from tintline.regions.paint import from_lab
+
+    def lch(lightness: float, chroma: float, hue: float) -> tuple[int, ...]:
+        h = np.radians(hue)
+        lab = np.array([[[lightness, chroma * np.cos(h), chroma * np.sin(h)]]], np.float32)
+        return tuple(int(v) for v in from_lab(lab)[0, 0])
+
+    color = np.full((120, 200, 3), 255, np.uint8)
+    line = np.full((120, 200), 255, np.uint8)
+    bands = [lch(55, 50, 60), lch(55, 50, 35), lch(55, 50, 10), (245, 245, 245), (190, 190, 190), (140, 140, 140)]
+    for i, c in enumerate(bands):
+        x0 = 10 + 30 * i
+        color[20:100, x0 : x0 + 30] = c
+    cv2.rectangle(color, (10, 20), (189, 99), (0, 0, 0), 2)
+    cv2.rectangle(line, (10, 20), (189, 99), 0, 2)
+    ref = Reference.build(color, line)
+    mat = ref.materials()
+    at = [int(ref.stats.index[ref.seg.labels[60, 25 + 30 * i]]) for i in range(len(bands))]
+    assert len(set(at)) == len(bands) and min(at) >= 0  # each band is a region of its own
+    orange, red, magenta, white, gray, dark = at
+    assert mat[orange, magenta] and mat[magenta, orange] and mat[orange, red]
+    assert mat[white, gray] and mat[gray, dark]
+    assert not mat[white, dark] and not mat[red, gray]
 
 
 def test_fine_tune_augments_and_learns_the_character(tmp_path):

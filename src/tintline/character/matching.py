@@ -28,7 +28,11 @@ classical, learning-free form (no network, no training; every number below is a 
 6. **colors with a confidence**: match probabilities are a softmax of the costs; reference colors within
    ``SAME_COLOR`` CIELAB units of each other pool their probability, and a target region takes the color with the
    largest pooled probability; that probability is its confidence (:meth:`Match.votes`), which a character model
-   weighs against the network's own vote.
+   weighs against the network's own vote;
+7. **the same pose** (the flow moved the reference's ink at most ``MOTION_LO``): a matched region takes the median
+   color of the best-aligned reference's pixels under it that are of its matched region's material
+   (:meth:`Reference.materials`, :class:`DenseSamples`): a target region spanning several of the reference's shade
+   bands gets their median, not the one band it matched best.
 
 Bounded: the largest ``MAX_MATCH_REGIONS`` regions of each drawing take part (the others keep the network's color),
 region statistics are measured on labels subsampled to at most ``MATCH_SIDE`` pixels per side, the alignment works
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 
 from ..regions import INK_THRESHOLD, Segmentation, default_gap, line_width, segment
 from ..regions.paint import to_lab
@@ -72,6 +77,9 @@ MOTION_LO, MOTION_HI = 0.02, 0.035
 MATERIAL_HUE = 30.0  # degrees: adjacent reference regions within this hue (both chromatic) are one material ...
 MATERIAL_GRAY = 8.0  # ... or both this close to gray (CIELAB chroma) ...
 MATERIAL_L = 25.0  # ... and within this lightness of each other (black hair and a white collar are not shades)
+# the same pose: a target region takes the median color of the aligned reference's pixels under it that belong to its
+# matched region's material (:meth:`Match.votes`), when at least this share of its samples are such pixels
+DENSE_SHARE = 0.25
 
 
 # ---------------------------------------------------------------------------------------------------- alignment
@@ -337,11 +345,10 @@ class Reference:
         chroma = np.hypot(self.colors[:, 1], self.colors[:, 2])
         return self.stats.border & (self.colors[:, 0] > 90) & (chroma < 10)
 
-    def material_colors(self) -> np.ndarray:
-        """(k, 3) float32 CIELAB: each matched region's *material* color, the area-weighted mean of its own color and
-        those of its adjacent regions that are shades of it (hue within ``MATERIAL_HUE`` degrees, or both near gray;
-        lightness within ``MATERIAL_L``): a dress's light and dark bands meet at the middle shade. Background regions
-        keep their own color and are nobody's shade."""
+    def shade_links(self) -> tuple[np.ndarray, np.ndarray]:
+        """-> (link (k, k) bool, gray (k,) bool): matched regions adjacent to each other that are shades of one
+        material (hue within ``MATERIAL_HUE`` degrees, or both within ``MATERIAL_GRAY`` of gray; lightness within
+        ``MATERIAL_L``); each region is linked to itself; background regions to nothing else."""
         c = self.colors.astype(np.float64)
         chroma = np.hypot(c[:, 1], c[:, 2])
         hue = np.degrees(np.arctan2(c[:, 2], c[:, 1]))
@@ -352,6 +359,28 @@ class Reference:
         bg = self.background
         link = (self.stats.adjacency > 0) & shade & ~bg[:, None] & ~bg[None, :]
         np.fill_diagonal(link, True)
+        return link, gray
+
+    def materials(self) -> np.ndarray:
+        """(k, k) bool: pairs of matched regions of one material. Shades of a colored material chain: hair drawn
+        in bands from orange to magenta is one material although its first and last bands differ by more than
+        ``MATERIAL_HUE``, so two chromatic regions are one material when a path of adjacent shades joins them and
+        their lightness is within ``MATERIAL_L``. Grays do not chain (white, gray and black would): a gray region's
+        material is itself and its adjacent gray shades."""
+        link, gray = self.shade_links()
+        chromatic = link & ~gray[:, None] & ~gray[None, :]
+        _, comp = connected_components(chromatic, directed=False)
+        light = self.colors[:, 0].astype(np.float64)
+        return link | (chromatic.any(axis=1)[:, None] & (comp[:, None] == comp[None, :]) & ~gray[:, None]
+                       & ~gray[None, :] & (np.abs(light[:, None] - light[None, :]) < MATERIAL_L))
+
+    def material_colors(self) -> np.ndarray:
+        """(k, 3) float32 CIELAB: each matched region's *material* color, the area-weighted mean of its own color and
+        those of its adjacent regions that are shades of it (hue within ``MATERIAL_HUE`` degrees, or both near gray;
+        lightness within ``MATERIAL_L``): a dress's light and dark bands meet at the middle shade. Background regions
+        keep their own color and are nobody's shade."""
+        c = self.colors.astype(np.float64)
+        link, _ = self.shade_links()
         w = link * self.stats.count[None, :].astype(np.float64)  # (k, k) row i: the areas of i's shades
         return ((w @ c) / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
@@ -500,6 +529,7 @@ class Match:
     colors: np.ndarray
     alignments: list[Alignment]
     split: int = 0
+    dense: DenseSamples | None = None
 
     def votes(self, own: np.ndarray | None = None, network_weight: float = 0.0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -530,7 +560,77 @@ class Match:
         out[self.ids[use]] = self.colors[pick[use]]
         conf[self.ids] = support[rows, best]
         matched[self.ids[use]] = True
+        if self.dense is not None:
+            d = self.dense
+            local = pick - d.offset
+            ok = use & (local >= 0) & (local < d.materials.shape[0])
+            region_pick = np.full(n + 1, -1, np.int64)
+            region_pick[self.ids[ok]] = local[ok]
+            colors, found = d.medians(region_pick)
+            out[found] = colors[found]
         return out, conf, matched
+
+
+@dataclass
+class DenseSamples:
+    """The same pose: the target's regions seen through the best alignment, sample by sample (every ``step`` pixels
+    of the target): ``labels`` (N,) the target region, ``ref`` (N,) the aligned reference's region (compact index)
+    and ``lab`` (N, 3) float32 its CIELAB color there, for the N samples that are paper in both drawings;
+    ``paper`` (n + 1,) the target regions' paper samples (0 for the regions :func:`split_leaky` made: they are cut
+    along the aligned reference's colors already and take theirs from it); ``materials`` (kr, kr)
+    :meth:`Reference.materials`; ``offset``: that reference's first column in :attr:`Match.probs`.
+
+    Why: a reference's regions are its shade bands (its color edges are region borders), a target region often
+    spans several bands of one material (a ribbon's tail drawn as one region, lit and shaded), and its right color is
+    the median of those bands under it, not the color of the one band it matched best."""
+
+    labels: np.ndarray
+    ref: np.ndarray
+    lab: np.ndarray
+    paper: np.ndarray
+    materials: np.ndarray
+    offset: int
+
+    def medians(self, region_pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """region_pick (n + 1,) int: each target region's matched reference region (compact index, -1: none) ->
+        (colors (n + 1, 3) float32 CIELAB, found (n + 1,) bool): the median color of the samples of each region
+        whose reference region is of its matched region's material, where those are at least ``DENSE_SHARE`` of
+        the region's paper samples (and 8 or more)."""
+        n1 = len(region_pick)
+        colors = np.zeros((n1, 3), np.float32)
+        found = np.zeros(n1, bool)
+        rp = region_pick[self.labels]
+        sel = rp >= 0
+        sel[sel] = self.materials[rp[sel], self.ref[sel]]
+        lab_l, px = self.labels[sel], self.lab[sel]
+        order = np.argsort(lab_l, kind="stable")
+        lab_l, px = lab_l[order], px[order]
+        bounds = np.searchsorted(lab_l, np.arange(n1 + 1))
+        count = np.diff(bounds)
+        for r in np.flatnonzero((count >= 8) & (count >= DENSE_SHARE * self.paper[:n1]) & (self.paper[:n1] > 0)):
+            colors[r] = np.median(px[bounds[r] : bounds[r + 1]], axis=0)
+            found[r] = True
+        return colors, found
+
+
+def dense_samples(seg: Segmentation, al: Alignment, ref: Reference, offset: int, split_ids: np.ndarray
+                  ) -> DenseSamples:
+    """The target's segmentation seen through alignment ``al`` onto ``ref`` -> :class:`DenseSamples` (on the
+    samples of :func:`sample_step`: a 4096² page costs what a 768² one does); ``split_ids``: the regions
+    :func:`split_leaky` made, left out."""
+    step = sample_step(seg.labels.shape)
+    labels = seg.labels[::step, ::step]
+    mx, my = al.maps(labels.shape, step)
+    warp = lambda a: cv2.remap(a, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # noqa: E731
+    ridx = ref.stats.index[warp(ref.seg.labels.astype(np.float32)).astype(np.int64)]  # -1: outside, or left out
+    ref_ink = warp((ref.line < INK_THRESHOLD).astype(np.uint8)) > 0
+    paper = ~seg.ink[::step, ::step]
+    use = paper & ~ref_ink & (ridx >= 0)
+    lab = to_lab(warp(ref.color)[use][None])[0]  # (N, 3)
+    count = np.bincount(labels[paper].ravel(), minlength=seg.n + 1)
+    count[split_ids] = 0
+    return DenseSamples(labels[use].astype(np.int64), ridx[use], lab.astype(np.float32), count, ref.materials(),
+                        offset)
 
 
 def _color_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -632,11 +732,13 @@ def split_leaky(seg: Segmentation, frame: Frame, al: Alignment, ref: Reference
 
 
 def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | None = None,
-                  split: bool = True, flow: bool = True) -> Match:
+                  split: bool = True, flow: bool = True, dense_colors: bool = True) -> Match:
     """Target line art (H, W) uint8 (and its segmentation, when already made) + references -> :class:`Match`.
 
     ``split``: split leaky regions along the best-aligned reference (:func:`split_leaky`); ``flow``: refine each
-    global alignment by a dense flow (:func:`refine`)."""
+    global alignment by a dense flow (:func:`refine`); ``dense_colors``: when the best-aligned reference shows the
+    same pose (its flow moves the ink at most ``MOTION_LO``), a matched region takes the median color of its
+    material's pixels under it (:class:`DenseSamples`)."""
     seg = segment(line) if seg is None else seg
     step = sample_step(line.shape)
     st = region_stats(seg, line, step)
@@ -672,6 +774,7 @@ def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | N
         probs = _softmax(cost + WEIGHTS["neighbours"] * (1.0 - agree))
     ids = st.ids
     n_split = 0
+    split_ids = np.zeros(0, np.int64)
     if split:
         best = int(np.argmax([a.score for a in alignments]))
         seg2, sids, sprobs = split_leaky(seg, frame, alignments[best], refs[best])
@@ -683,5 +786,11 @@ def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | N
             keep = ~np.isin(ids, sids)
             ids, probs = np.concatenate([ids[keep], sids]), np.concatenate([probs[keep], rows])
             n_split = int((sids <= seg.n).sum())
-            seg = seg2
-    return Match(seg, ids, probs, np.concatenate(colors).astype(np.float32), alignments, n_split)
+            seg, split_ids = seg2, sids
+    dense = None
+    if dense_colors:
+        best = int(np.argmax([a.score for a in alignments]))
+        if alignments[best].motion(refs[best].line < INK_THRESHOLD, refs[best].frame.size) <= MOTION_LO:
+            dense = dense_samples(seg, alignments[best], refs[best], sum(len(r.stats.ids) for r in refs[:best]),
+                                  split_ids)
+    return Match(seg, ids, probs, np.concatenate(colors).astype(np.float32), alignments, n_split, dense)
