@@ -151,6 +151,27 @@ def test_a_dark_screen_at_the_ink_level_is_a_fill_not_crumbs_of_ink():
     assert (read.line[64:67, 100:280] < 128).mean() > 0.9  # the frame stays
 
 
+def test_small_light_shapes_in_a_dark_screen_keep_their_own_tone():
+    # eyes / buttons: small light circles (L* 85) outlined inside a dark screened area (L* 20). The descreening
+    # average reaches across their outlines into the dark screen around them (they read 77-81, 4-8 L* too dark);
+    # a small closed region now takes the coverage of its own screen, one flat tone
+    rgb = np.full((400, 400, 3), 255, np.uint8)
+    lines = np.full((400, 400), 255, np.uint8)
+    dark, light = (int(gray_of_lightness(np.array([v]))[0]) for v in (20.0, 85.0))
+    cv2.rectangle(rgb, (40, 40), (360, 360), (dark,) * 3, -1)
+    cv2.rectangle(lines, (40, 40), (360, 360), 0, 3)
+    centres = [(110, 110), (200, 200), (290, 150), (150, 290)]
+    for c in centres:
+        cv2.circle(rgb, c, 9, (light,) * 3, -1)
+        cv2.circle(lines, c, 9, 0, 2)
+    page = render_manga(rgb, screen=True, period=6.0, angle=45.0, noise=2.0, lines=lines)
+    read = read_page(Image.fromarray(page))
+    assert read.kind == "screentone"
+    read_l = [float(np.median(lightness(np.dstack([read.tone[y - 4 : y + 5, x - 4 : x + 5]] * 3)))) for x, y in centres]
+    assert np.mean(np.abs(np.array(read_l) - 85.0)) < 3.5, read_l
+    assert abs(float(np.median(lightness(np.dstack([read.tone[60:100, 250:340]] * 3)))) - 20.0) < 3  # the dark stays
+
+
 def test_a_page_with_a_little_flat_gray_is_a_gray_page():
     # thin gray bands (a few tenths of a percent of the page) inside outlines: a gray page, not line art whose
     # grays would be ink; clean line art stays line art

@@ -40,6 +40,7 @@ LATTICE_TOL = 0.25  # a screen's dots: the 4 nearest lie within 25 % of the spac
 LATTICE_ANGLE = 10.0  # ... and within 10 degrees of the lattice's direction (modulo 90)
 MESH_REACH = 0.5  # periods: mesh pixels farther than this from every paper hole are ink drawn over the screen
 SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with an inked outline, not a line
+FLAT_DOTS = 64  # a closed region of a screened page smaller than this many screen cells takes one flat tone
 
 
 # ----------------------------------------------------------------------------------------------- lightness
@@ -403,7 +404,39 @@ def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
         return Page(kind, page_lines(gray), gray)
     dots, period = screen
     tone = descreen(gray, dots, period)
-    return Page(kind, page_lines(tone, screen_area(dots, period), period, (gray < 128) & ~dots), tone, period)
+    line = page_lines(tone, screen_area(dots, period), period, (gray < 128) & ~dots)
+    return Page(kind, line, flatten_small_regions(tone, gray, line, period), period)
+
+
+def flatten_small_regions(tone: np.ndarray, gray: np.ndarray, line: np.ndarray, period: float) -> np.ndarray:
+    """A descreened ``tone`` (H, W) uint8 with every small closed region of the page's ``line`` art (fewer than
+    ``FLAT_DOTS`` screen cells of ``period`` px, not touching the border) set to one flat gray: the mean of the
+    screened page ``gray`` (H, W) uint8 over the region's pixels at least 2 px from its ink (its dots and paper:
+    the share of it the screen covers).
+
+    Why: the descreening average reaches about two thirds of a period across a line into the neighbouring regions;
+    a small region (an eye, a button, a highlight) is mostly within that reach of its outline, and its tone came out
+    10-30 L* darker than printed, mostly (small light shapes are drawn inside darker ones). On 148 validation pages
+    read as screentones, regions whose median tone was more than 10 L* off: 17 % -> 12 %; with region-fill and a dot
+    in every region, wrongly colored regions 265 -> 218 of 1,030. Larger regions keep the local average (their own
+    shading)."""
+    from ..regions import segment  # regions imports this package's hint rendering: imported here, not at the top
+
+    seg = segment(line)
+    labels = seg.labels
+    area = np.bincount(labels[~seg.ink], minlength=seg.n + 1)
+    small = (area < FLAT_DOTS * period**2) & ~seg.border
+    small[0] = False
+    if not small.any():
+        return tone
+    inner = cv2.dilate(seg.ink.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
+    use = small[labels] & inner
+    count = np.bincount(labels[use], minlength=seg.n + 1)
+    mean = np.bincount(labels[use], weights=gray[use].astype(np.float64), minlength=seg.n + 1) / np.maximum(count, 1)
+    sel = (small & (count >= 4))[labels] & ~seg.ink
+    out = tone.copy()
+    out[sel] = np.clip(mean[labels[sel]] + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def colorize_page(colorizer: object, img: Image.Image, hints: dict | None = None, soft_hints: bool | None = None,
