@@ -45,7 +45,7 @@ from ..errors import UserError
 from ..inference import DEFAULT_SHADING, Colorizer
 from ..regions import region_fill, segment
 from ..regions.paint import Layers, from_lab, paint, to_lab
-from .matching import SAME_COLOR, Match, Reference, match_regions
+from .matching import SAME_COLOR, Match, Reference, match_regions, reference_pixels
 
 CHARACTER_FORMAT = 1  # bumped when the layout of the references or their metadata changes
 KIND = "character"
@@ -319,16 +319,31 @@ class CharacterColorizer(Colorizer):
         ``tone`` is not used (the matching works on lines)."""
         match = match_regions(line, self.references, segment(line))
         if self.mode == "match":
-            votes, _, _ = match.votes()
-            votes = follow_hints(votes, hints, match, line)
-            flat = from_lab(votes)[match.seg.labels]  # as the network's fill: flat, so no shading
-            return paint(line, flat, hints, seg=match.seg, shading=self.shading, votes=votes)
-        # the network's vote per region (its color-class choice where confident, as for any model)
-        fill, own, net_votes, stride = self.network_votes(line, hints, match.seg)
-        votes, _, _ = match.votes(net_votes, self.network_weight)
-        votes = follow_hints(votes, hints, match, line)
-        return paint(line, fill, hints, seg=match.seg, shading=self.shading, votes=votes, vote_stride=stride,
-                     own=own)
+            votes, _, matched = match.votes()
+            final = follow_hints(votes, hints, match, line)
+            flat = from_lab(final)[match.seg.labels]  # as the network's fill: flat, so no shading
+            layers = paint(line, flat, hints, seg=match.seg, shading=self.shading, votes=final)
+        else:
+            # the network's vote per region (its color-class choice where confident, as for any model)
+            fill, own, net_votes, stride = self.network_votes(line, hints, match.seg)
+            votes, _, matched = match.votes(net_votes, self.network_weight)
+            final = follow_hints(votes, hints, match, line)
+            layers = paint(line, fill, hints, seg=match.seg, shading=self.shading, votes=final, vote_stride=stride,
+                           own=own)
+        return self.reference_shades(layers, match, final, matched & (final == votes).all(axis=1))
+
+    def reference_shades(self, layers: Layers, match: Match, votes: np.ndarray, use: np.ndarray) -> Layers:
+        """The same pose: regions colored by the matching (``use``, not recolored by a hint) take the aligned
+        reference's own pixels of their material (:func:`~tintline.character.matching.reference_pixels`) in the
+        flat layer, with no network shading over them; pixels a hint painted keep the hint. Another pose: as is."""
+        got = reference_pixels(match, self.references, votes, use)
+        if got is None:
+            return layers
+        rgb, mask = got
+        mask &= (layers.flat == from_lab(votes)[match.seg.labels]).all(axis=-1)  # not painted by an exact hint
+        flat, shading = layers.flat.copy(), layers.shading.copy()
+        flat[mask], shading[mask] = rgb[mask], 255
+        return Layers(flat, shading, layers.lines, layers.shading_opacity)
 
     def colorize_lines(self, line: np.ndarray, hints: dict | None = None, soft_hints: bool | None = None) -> np.ndarray:
         """line (H, W) uint8 + validated hints -> (H, W, 3) uint8 RGB."""
