@@ -107,6 +107,19 @@ def test_matching_colors_a_moved_scaled_mirrored_changed_drawing(reference, vari
     assert matched[1:].all() and (conf[1:] > 0).all() and (conf <= 1 + 1e-6).all()
 
 
+def test_a_part_joined_to_the_background_by_a_gap_is_split_off_in_the_same_pose(reference):
+    """A gap in the hair's outline joins the hair to the background: the hair is a small share of that one region,
+    so the share rule left it to the background's white; in the same pose it is split off and takes its color."""
+    _, line = draw_character(dx=3, dy=2)
+    line = line.copy()
+    line[10:30, 80:100] = 255  # the top of the hair's outline erased
+    m = match_regions(line, [reference])
+    votes, _, _ = m.votes()
+    hair = m.seg.labels[42, 63]  # left of the face
+    assert not m.seg.border[hair]
+    assert np.linalg.norm(votes[hair] - to_lab(np.array([[HAIR]], np.uint8))[0, 0]) < 10
+
+
 def test_matching_is_bounded_in_time(reference):
     import time
 
