@@ -71,7 +71,7 @@ FLOW_BLUR = 4.0  # reference pixels: the ink is blurred this much before the den
 SPLIT_AREA = 0.01  # a region smaller than this share of the character's box area is never split
 SPLIT_SHARE = 0.15  # ... nor one whose second reference color covers less than this share of it
 MINOR_AREA = 0.002  # a color group smaller than this share of the character's box joins its region's largest group
-BACKGROUND_SPLIT = 0.01  # the same pose: a background region is split where another color covers this share of the box
+SAME_POSE_SPLIT = 0.01  # the same pose: a region is split where another color covers this share of the box
 # another pose: when the dense flow moves the reference's ink far (median, in character sizes), its shading bands no
 # longer tell which shade a region has (the light falls elsewhere on a body that leans); a matched region then takes
 # a blend of its reference region's color and its material's mean shade (:meth:`Reference.material_colors`), fully
@@ -730,11 +730,11 @@ def split_leaky(seg: Segmentation, frame: Frame, al: Alignment, ref: Reference
     top2 = np.sort(share, axis=1)[:, -2:]
     leaky = (size >= SPLIT_AREA * frame.size**2) & (top2[:, 0] >= SPLIT_SHARE)
     if al.motion(ref.line < INK_THRESHOLD, ref.frame.size) <= MOTION_LO:
-        # the same pose: a gap that joined a part of the character to the background leaves that part a small share
-        # of a huge region (Eileen's head in the adaptive style came out white); there, a second color over
-        # BACKGROUND_SPLIT of the character's box is enough. Not in another pose: the reference's arm where the
-        # new pose has paper would be painted onto the background
-        leaky |= seg.border & (top2[:, 0] * size >= BACKGROUND_SPLIT * frame.size**2)
+        # the same pose: a part that a gap joined to a large region is a small share of it (Eileen's head joined to
+        # the background in the adaptive style came out white; Sylvie's bow inside her one-region silhouette in the
+        # alpha style took the dress's color); there, a second color over SAME_POSE_SPLIT of the character's box is
+        # enough. Not in another pose: the reference's arm where the new pose has paper would be painted onto it
+        leaky |= top2[:, 0] * size >= SAME_POSE_SPLIT * frame.size**2
     leaky[0] = False
     if not leaky.any():
         return seg, np.zeros(0, np.int64), np.zeros((0, kr))
