@@ -44,6 +44,7 @@ vectorized numpy: about 0.1 s for a 512² target and one reference on one core.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -632,10 +633,7 @@ def reference_pixels(match: Match, refs: list[Reference], votes: np.ndarray, use
         return None
     ref, al = refs[d.reference], match.alignments[d.reference]
     seg = match.seg
-    mx, my = al.maps(seg.labels.shape, 1)
-    warp = lambda a: cv2.remap(a, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # noqa: E731
-    ridx = ref.stats.index[warp(ref.seg.labels.astype(np.float32)).astype(np.int64)]  # -1: outside, or left out
-    ref_ink = warp((ref.line < INK_THRESHOLD).astype(np.uint8)) > 0
+    warp, ridx, ref_ink = _aligned(al, ref, seg.labels.shape, 1)
     pick = np.argmin(_color_dist(votes.astype(np.float32), ref.colors), axis=1)  # (n + 1,) nearest reference color
     labels = seg.labels
     mask = (ridx >= 0) & ~ref_ink & ~seg.ink & use[labels]
@@ -643,24 +641,36 @@ def reference_pixels(match: Match, refs: list[Reference], votes: np.ndarray, use
     return warp(ref.color), mask
 
 
-def dense_samples(seg: Segmentation, al: Alignment, ref: Reference, offset: int, split_ids: np.ndarray
-                  ) -> DenseSamples:
-    """The target's segmentation seen through alignment ``al`` onto ``ref`` -> :class:`DenseSamples` (on the
-    samples of :func:`sample_step`: a 4096² page costs what a 768² one does); ``split_ids``: the regions
-    :func:`split_leaky` made, left out."""
+def _aligned(al: Alignment, ref: Reference, shape: tuple[int, int], step: int
+             ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray]:
+    """The reference seen from the target's samples ``[::step, ::step]`` of a (h, w) sample grid -> (warp: an
+    (H_ref, W_ref, ...) image -> (h, w, ...) by nearest neighbour, 0 outside; ridx (h, w) int64 compact reference
+    region, -1 outside or left out; ref_ink (h, w) bool the reference's lines)."""
+    mx, my = al.maps(shape, step)
+
+    def warp(a: np.ndarray) -> np.ndarray:
+        return cv2.remap(a, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    ridx = ref.stats.index[warp(ref.seg.labels.astype(np.float32)).astype(np.int64)]
+    return warp, ridx, warp((ref.line < INK_THRESHOLD).astype(np.uint8)) > 0
+
+
+def dense_samples(seg: Segmentation, al: Alignment, ref: Reference, offset: int, split_ids: np.ndarray,
+                  reference: int = 0) -> DenseSamples:
+    """The target's segmentation seen through alignment ``al`` onto ``ref`` (references[``reference``], whose
+    first column in the match's probabilities is ``offset``) -> :class:`DenseSamples` (on the samples of
+    :func:`sample_step`: a 4096² page costs what a 768² one does); ``split_ids``: the regions :func:`split_leaky`
+    made, left out."""
     step = sample_step(seg.labels.shape)
     labels = seg.labels[::step, ::step]
-    mx, my = al.maps(labels.shape, step)
-    warp = lambda a: cv2.remap(a, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # noqa: E731
-    ridx = ref.stats.index[warp(ref.seg.labels.astype(np.float32)).astype(np.int64)]  # -1: outside, or left out
-    ref_ink = warp((ref.line < INK_THRESHOLD).astype(np.uint8)) > 0
+    warp, ridx, ref_ink = _aligned(al, ref, labels.shape, step)
     paper = ~seg.ink[::step, ::step]
     use = paper & ~ref_ink & (ridx >= 0)
     lab = to_lab(warp(ref.color)[use][None])[0]  # (N, 3)
     count = np.bincount(labels[paper].ravel(), minlength=seg.n + 1)
     count[split_ids] = 0
     return DenseSamples(labels[use].astype(np.int64), ridx[use], lab.astype(np.float32), count, ref.materials(),
-                        offset)
+                        offset, reference)
 
 
 def _color_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -828,6 +838,5 @@ def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | N
         best = int(np.argmax([a.score for a in alignments]))
         if alignments[best].motion(refs[best].line < INK_THRESHOLD, refs[best].frame.size) <= MOTION_LO:
             dense = dense_samples(seg, alignments[best], refs[best], sum(len(r.stats.ids) for r in refs[:best]),
-                                  split_ids)
-            dense.reference = best
+                                  split_ids, best)
     return Match(seg, ids, probs, np.concatenate(colors).astype(np.float32), alignments, n_split, dense)
