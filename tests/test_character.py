@@ -135,6 +135,10 @@ def test_a_blank_target_gets_no_confident_colors(reference):
     m = match_regions(np.full((64, 80), 255, np.uint8), [reference])
     votes, conf, _ = m.votes()
     assert votes.shape == (m.seg.n + 1, 3) and np.isfinite(votes).all()
+    # all ink: no paper to sample (the same-pose colors once failed on an empty sample)
+    m = match_regions(np.zeros((220, 180), np.uint8), [reference])
+    votes, _, _ = m.votes()
+    assert np.isfinite(votes).all()
 
 
 def sprite(name: str) -> tuple[np.ndarray, np.ndarray]:

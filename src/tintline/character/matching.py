@@ -666,7 +666,7 @@ def dense_samples(seg: Segmentation, al: Alignment, ref: Reference, offset: int,
     warp, ridx, ref_ink = _aligned(al, ref, labels.shape, step)
     paper = ~seg.ink[::step, ::step]
     use = paper & ~ref_ink & (ridx >= 0)
-    lab = to_lab(warp(ref.color)[use][None])[0]  # (N, 3)
+    lab = to_lab(warp(ref.color)[use][None])[0] if use.any() else np.zeros((0, 3), np.float32)  # (N, 3)
     count = np.bincount(labels[paper].ravel(), minlength=seg.n + 1)
     count[split_ids] = 0
     return DenseSamples(labels[use].astype(np.int64), ridx[use], lab.astype(np.float32), count, ref.materials(),
