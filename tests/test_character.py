@@ -29,7 +29,7 @@ from tintline.data.sources import RENPY_IMAGES
 from tintline.errors import UserError
 from tintline.inference import Colorizer, default_model, load_colorizer
 from tintline.regions import segment
-from tintline.regions.paint import to_lab
+from tintline.regions.paint import from_lab, to_lab
 
 needs_model = pytest.mark.skipif(default_model() is None, reason="no model shipped in this installation")
 
@@ -338,19 +338,23 @@ def test_the_same_pose_carries_the_references_shading(tmp_path):
     sel = (line >= 200) & ~np.all(truth == 255, axis=2)  # paper of the sprite
     err = np.linalg.norm(to_lab(pred)[sel] - to_lab(truth)[sel], axis=1)
     assert np.median(err) < 2.0, np.median(err)
-    seg = match_regions(line, alone.references, segment(line)).seg  # the regions the colorizer paints
+    m = match_regions(line, alone.references, segment(line))
+    seg = m.seg  # the regions the colorizer paints
     jacket = seg.labels[300, 60]
     hints = validate_hints({"points": [{"x": 60, "y": 300, "color": "#00ff00", "radius": 2}]})
     hinted = alone.colorize_layers(line, hints).flat[(seg.labels == jacket) & ~seg.ink]
     assert len(hinted) > 500 and (hinted == (0, 255, 0)).all(axis=1).all()
+    # ... also a hint in the very color the matching gave the region: it is then that color alone, not shaded
+    own = tuple(int(v) for v in from_lab(m.votes()[0][jacket][None, None])[0, 0])
+    hints = validate_hints({"points": [{"x": 60, "y": 300, "color": "#{:02x}{:02x}{:02x}".format(*own), "radius": 2}]})
+    hinted = alone.colorize_layers(line, hints).flat[(seg.labels == jacket) & ~seg.ink]
+    assert (hinted == own).all(axis=1).all()
 
 
 def test_materials_chain_colored_shades_but_not_grays():
     """Hair in three bands, orange -> red -> magenta (each next to the next, 25 degrees of hue apart): one material,
     so a target region over all three takes their median. Three grays side by side (white, gray, dark gray): each
     is a shade of its neighbour, but white and dark gray are not one material."""
-    from tintline.regions.paint import from_lab
-
     def lch(lightness: float, chroma: float, hue: float) -> tuple[int, ...]:
         h = np.radians(hue)
         lab = np.array([[[lightness, chroma * np.cos(h), chroma * np.sin(h)]]], np.float32)

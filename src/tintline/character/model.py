@@ -330,12 +330,18 @@ class CharacterColorizer(Colorizer):
             final = follow_hints(votes, hints, match, line)
             layers = paint(line, fill, hints, seg=match.seg, shading=self.shading, votes=final, vote_stride=stride,
                            own=own)
-        return self.reference_shades(layers, match, final, matched & (final == votes).all(axis=1))
+        use = matched & (final == votes).all(axis=1)  # the matching's own colors: no hint recolored them
+        if hints and (hints.get("points") or hints.get("strokes")):
+            h, w = line.shape
+            marked = render_hints(hints, h, w)[1] & ~match.seg.ink
+            use[match.seg.labels[marked]] = False  # a hinted region is the hint's color alone, even the reference's
+        return self.reference_shades(layers, match, final, use)
 
     def reference_shades(self, layers: Layers, match: Match, votes: np.ndarray, use: np.ndarray) -> Layers:
-        """The same pose: regions colored by the matching (``use``, not recolored by a hint) take the aligned
-        reference's own pixels of their material (:func:`~tintline.character.matching.reference_pixels`) in the
-        flat layer, with no network shading over them; pixels a hint painted keep the hint. Another pose: as is."""
+        """The same pose: regions colored by the matching (``use``: neither hinted nor recolored by a hint) take the
+        aligned reference's own pixels of their material (:func:`~tintline.character.matching.reference_pixels`) in
+        the flat layer, with no network shading over them; pixels a hint painted keep the hint. Another pose: as
+        is."""
         got = reference_pixels(match, self.references, votes, use)
         if got is None:
             return layers
