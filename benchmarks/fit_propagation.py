@@ -4,8 +4,9 @@ For every training drawing and each hint protocol (dots in the 2, 4 and 8 larges
 in every region), the shipped model colors the drawing; every unhinted closed region (not the background, at least
 16 paper pixels, voted by the class head) gives one sample per hint color (label: its true mean color is within
 CIEDE2000 10 of that hint) and one sample for the head's own choice (label: that choice is within 10). Two logistic
-regressions are fitted (L-BFGS, a small L2 penalty) and printed as the module's constants; the rule's region
-accuracy on those regions of the validation split is printed against the head alone.
+regressions are fitted (L-BFGS, a small L2 penalty) and printed as the module's constants, with ``UNSURE``: the 10th
+percentile of the head's mean confidence per drawing and protocol (below it the rule keeps its floor ``MIN_P``); the
+rule's region accuracy on those regions of the validation split is printed against the head alone.
 
     python benchmarks/fit_propagation.py MODEL DATASET [--train 500] [--val 150]
 
@@ -37,9 +38,10 @@ MIN_PAPER = 16
 
 def samples(model: Colorizer, dataset: Path, split: str, limit: int) -> dict[str, np.ndarray]:
     """-> hint features (N, F), hint labels (N,), the sample's region key (N,), own confidence (R, 1), own
-    labels (R,), the protocol of each region (R,)."""
+    labels (R,), the protocol of each region (R,), the head's mean confidence over its drawing (R,) and per drawing
+    and protocol (D,)."""
     cases = load_cases(dataset, split, limit, False, 0)
-    feats, labels, keys, own, own_ok, proto = [], [], [], [], [], []
+    feats, labels, keys, own, own_ok, proto, sure, drawing_sure = [], [], [], [], [], [], [], []
     key = 0
     for case in tqdm(cases, desc=f"{split} drawings", unit="drawing"):
         seg = segment(case.line, gap=model.gap)
@@ -51,6 +53,8 @@ def samples(model: Colorizer, dataset: Path, split: str, limit: int) -> dict[str
                 continue
             c = model.head_choice(case.line, hints, seg)
             f = propagation.candidate_features(hc, c.probs, c.conf, c.colors, c.own, c.palette, seg)
+            mean_conf = propagation.drawing_confidence(c.conf, c.take)
+            drawing_sure.append(mean_conf)
             hinted = np.zeros(seg.n + 1, bool)
             hinted[hc.region] = True
             use = c.take & ~hinted & ~seg.border & (paper >= MIN_PAPER)
@@ -72,9 +76,11 @@ def samples(model: Colorizer, dataset: Path, split: str, limit: int) -> dict[str
             own.append(c.conf[rows, None])
             own_ok.append(deltaE_ciede2000(choice, t) <= RADIUS)
             proto.append(np.full(len(rows), pi))
+            sure.append(np.full(len(rows), mean_conf))
     return {"feats": np.concatenate(feats), "labels": np.concatenate(labels).astype(np.float64),
             "keys": np.concatenate(keys), "own": np.concatenate(own),
-            "own_ok": np.concatenate(own_ok).astype(np.float64), "proto": np.concatenate(proto)}
+            "own_ok": np.concatenate(own_ok).astype(np.float64), "proto": np.concatenate(proto),
+            "sure": np.concatenate(sure), "drawing_sure": np.array(drawing_sure)}
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.ndarray, float]:
@@ -99,8 +105,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.nda
         return (w / sd).numpy(), float(b - (mu / sd) @ w)
 
 
-def rule_accuracy(s: dict[str, np.ndarray], hw: np.ndarray, hb: float, ow: np.ndarray, ob: float) -> dict[str, tuple]:
-    """Per protocol: (regions, head alone, the rule, share of regions that took a hint color)."""
+def rule_accuracy(s: dict[str, np.ndarray], hw: np.ndarray, hb: float, ow: np.ndarray, ob: float,
+                  unsure: float) -> dict[str, tuple]:
+    """Per protocol (the floor on drawings whose mean confidence is below ``unsure``): (regions, head alone, the
+    rule, share of regions that took a hint color)."""
     p = 1 / (1 + np.exp(-(s["feats"] @ hw + hb)))
     n = len(s["own_ok"])
     best = np.full(n, -1.0)
@@ -111,7 +119,8 @@ def rule_accuracy(s: dict[str, np.ndarray], hw: np.ndarray, hb: float, ow: np.nd
     idx = np.flatnonzero(is_best)
     first[s["keys"][idx[::-1]]] = idx[::-1]
     hit = s["labels"][first]
-    take = best > np.maximum(1 / (1 + np.exp(-(s["own"] @ ow + ob))), propagation.MIN_P)
+    floor = np.where(s["sure"] < unsure, propagation.MIN_P, 0.0)
+    take = best > np.maximum(1 / (1 + np.exp(-(s["own"] @ ow + ob))), floor)
     right = np.where(take, hit, s["own_ok"])
     out = {}
     for pi, proto in enumerate(PROTOCOLS):
@@ -141,9 +150,11 @@ def main() -> None:
     print(f"HINT_BIAS = {hb:.4g}")
     print(f"OWN_COEF = {float(ow[0]):.4g}")
     print(f"OWN_BIAS = {ob:.4g}")
+    unsure = float(np.percentile(tr["drawing_sure"], 10))
+    print(f"UNSURE = {unsure:.2f}")
     va = samples(model, args.dataset, "val", args.val)
     print("validation, unhinted regions: protocol: (regions, head alone, with the rule, share taking a hint)")
-    for k, v in rule_accuracy(va, hw, hb, ow, ob).items():
+    for k, v in rule_accuracy(va, hw, hb, ow, ob, unsure).items():
         print(f"  {k}: {v}")
 
 

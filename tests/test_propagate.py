@@ -7,7 +7,18 @@ import numpy as np
 
 from tintline.regions import segment
 from tintline.regions.paint import to_lab
-from tintline.regions.propagate import candidate_features, hint_colors, propagate
+from tintline.regions.propagate import (
+    HINT_BIAS,
+    HINT_COEF,
+    MIN_P,
+    OWN_BIAS,
+    OWN_COEF,
+    UNSURE,
+    candidate_features,
+    hint_colors,
+    propagate,
+    unsure,
+)
 
 
 def _three_boxes() -> np.ndarray:
@@ -64,3 +75,36 @@ def test_a_region_the_head_means_as_a_hint_color_takes_it_exactly():
     assert taken[middle] and not taken[right] and not taken[left]
     np.testing.assert_allclose(out[middle], to_lab(np.array([red], np.uint8))[0], atol=1e-4)  # exact, not the palette's
     np.testing.assert_array_equal(out[right], votes[right])
+
+
+def test_a_likely_hint_color_is_taken_unless_the_head_is_unsure_of_the_whole_drawing():
+    """A hint color more likely right than the head's choice, but under MIN_P: taken on a drawing the head is sure
+    of elsewhere, not on one where it is unsure of everything (an input unlike its training drawings)."""
+    line = _three_boxes()
+    seg = segment(line)
+    left, middle, right = (int(seg.labels[48, x]) for x in (20, 48, 72))
+    outside = int(seg.labels[2, 2])
+    red, blue = (200, 40, 40), (40, 40, 200)
+    hc = hint_colors({"points": [_dot(20, 48, red), _dot(72, 20, blue)], "strokes": []}, seg)
+    assert list(hc.region) == [left, right]
+    palette = to_lab(np.array([[255, 255, 255], [214, 52, 44], [40, 40, 200], [40, 160, 40], [230, 200, 40],
+                               [120, 60, 20]], np.uint8)).astype(np.float32)
+    eligible = np.zeros(seg.n + 1, bool)
+    eligible[[middle, outside]] = True
+    taken_when = {}
+    for outside_conf in (0.9, 0.1):
+        probs = np.full((seg.n + 1, 6), 1 / 6)
+        probs[middle] = (0.225, 0.1, 0.0, 0.225, 0.225, 0.225)  # a little red, unsure of anything
+        choice = palette[probs.argmax(1)]
+        conf = probs.max(1)
+        conf[outside] = outside_conf  # the head's confidence in the rest of the drawing
+        feats = candidate_features(hc, probs, conf, choice, choice, palette, seg)
+        p_hint = 1 / (1 + np.exp(-(feats[middle] @ HINT_COEF + HINT_BIAS)))
+        p_own = 1 / (1 + np.exp(-(OWN_COEF * conf[middle] + OWN_BIAS)))
+        assert p_own < p_hint.max() < MIN_P  # the case the floor decides
+        assert unsure(conf, eligible) == (outside_conf < UNSURE)
+        out, taken = propagate(choice.copy(), hc, feats, conf, eligible)
+        taken_when[outside_conf] = bool(taken[middle])
+        if taken[middle]:
+            np.testing.assert_allclose(out[middle], to_lab(np.array([red], np.uint8))[0], atol=1e-4)
+    assert taken_when == {0.9: True, 0.1: False}

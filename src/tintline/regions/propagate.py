@@ -11,14 +11,18 @@ head's choice, region by region:
   choice, how far its choice and the regression's vote are from h, the region's size against the hinted region's,
   whether h is white, and how many of the hints share h's color;
 * a second logistic model gives P(the head's own choice is right) from its confidence (the mass near it);
-* the region takes the most likely hint color when that beats its own choice **and** is at least :data:`MIN_P`
-  likely, and only a hint given in the same figure (:func:`figures`; on a page of several drawings one drawing's
-  colors say nothing of another's). The floor is there because the rule, fitted on clip art, does not transfer to
-  anime sprites below it: there the head is unsure of everything and its pale gray is often right for skin and white
-  cloth, which the rule would hand a hinted dress's color at 15-30 % odds (docs/results.md).
+* the region takes the most likely hint color when that beats its own choice, and only a hint given in the same
+  figure (:func:`figures`; on a page of several drawings one drawing's colors say nothing of another's);
+* on a drawing the head is unsure of as a whole (its mean confidence over the regions it votes for below
+  :data:`UNSURE`, which only the least sure tenth of the training drawings are) the hint color must also be at least
+  :data:`MIN_P` likely. The rule is fitted on clip art and does not transfer to drawings unlike them: on shaded anime
+  sprites the head is unsure of everything and its pale gray is often right for skin and white cloth, which the rule
+  would hand a hinted dress's color at 15-30 % odds (docs/results.md). A low mean confidence is the classic sign of
+  such an input (the maximum-softmax-probability baseline of Hendrycks & Gimpel, "A Baseline for Detecting
+  Misclassified and Out-of-Distribution Examples in Neural Networks", ICLR 2017).
 
 Both models are fitted on the training split (``python benchmarks/fit_propagation.py``, which prints the
-coefficients below); hint colors within :data:`SAME_HINT` of each other count as one candidate.
+coefficients below and :data:`UNSURE`); hint colors within :data:`SAME_HINT` of each other count as one candidate.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ HINT_COEF = np.array([6.715, -2.389, -0.01766, 0.2253, -0.5971, -1.192, 1.65, -0
 HINT_BIAS = 0.1485
 OWN_COEF = 7.011  # P(the head's own choice is right) = sigmoid(OWN_COEF * confidence + OWN_BIAS)
 OWN_BIAS = -3.04
-MIN_P = 0.35  # a hint color is taken only when it is at least this likely right (see the module docstring)
+MIN_P = 0.35  # on an unsure drawing a hint color is taken only when it is at least this likely right ...
+UNSURE = 0.23  # ... an unsure drawing: the head's mean confidence below this (10th percentile of training drawings)
 
 
 @dataclass
@@ -152,18 +157,28 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def drawing_confidence(conf: np.ndarray, eligible: np.ndarray) -> float:
+    """The head's mean confidence (R,) over the regions it votes for (``eligible`` (R,) bool); 0 without any."""
+    return float(conf[eligible].mean()) if eligible.any() else 0.0
+
+
+def unsure(conf: np.ndarray, eligible: np.ndarray) -> bool:
+    """Whether the head is unsure of the drawing as a whole (:data:`UNSURE`): hint colors then need :data:`MIN_P`."""
+    return drawing_confidence(conf, eligible) < UNSURE
+
+
 def propagate(votes: np.ndarray, hc: HintColors, features: np.ndarray, conf: np.ndarray,
               eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """votes (R, 3) CIELAB per region -> (votes with regions taken over by a hint color, taken (R,) bool).
 
     features: :func:`candidate_features`; conf (R,) the head's confidence in its own choice; ``eligible`` (R,) bool:
     the regions that may change (those the head votes for; hinted regions among them are painted by their hints
-    afterwards anyway)."""
+    afterwards anyway). The floor :data:`MIN_P` applies when :func:`unsure` says so."""
     p_hint = _sigmoid(features @ HINT_COEF + HINT_BIAS) * hc.allowed()  # (R, m)
     best = p_hint.argmax(1)
     p_best = p_hint[np.arange(len(best)), best]
     p_own = _sigmoid(OWN_COEF * conf + OWN_BIAS)
-    take = eligible & (p_best > np.maximum(p_own, MIN_P))
+    take = eligible & (p_best > np.maximum(p_own, MIN_P if unsure(conf, eligible) else 0.0))
     out = votes.copy()
     out[take] = hc.lab[best[take]]
     return out, take
