@@ -1,6 +1,6 @@
 """Character mode on the Ren'Py demo sprites: reference matching alone, the network alone, and both, without hints.
 
-    python benchmarks/character.py [-o DIR] [--base MODEL] [--minutes M]
+    python benchmarks/character.py [-o DIR] [--base MODEL] [--minutes M] [--clicks K]
 
 Characters are made as ``tintline character REF.png`` makes them (:func:`tintline.character.model.make_character`:
 the sprite file composited on white, line art by the XDoG extractor): **Eileen** from "eileen happy" (targets
@@ -25,6 +25,11 @@ helpers of benchmarks/region_true.py:
 * **ΔE00** over the non-line pixels of those gap-closed regions (non-line, non-background pixels);
 * seconds to make a character (one reference), to load it, and to colorize a 512 px target (median).
 
+``--clicks K``: also the corrections a user would make, as interactive segmentation counts clicks (NoC): after
+each coloring, a dot of the truth's median color at the most interior point of the largest wrong closed region,
+up to K dots; the region accuracy (closed) after 0, 1, 2, 4 ... K dots and the mean number of dots until it reaches
+0.95 (K + 1 when it never does) for the character file, the network alone and the paint bucket (``region-fill``).
+
 Writes ``DIR/character.json`` and pictures ``DIR/character_<style>.png`` (rows: line art, match, network, combined,
 truth); prints Markdown tables.
 """
@@ -44,6 +49,7 @@ from PIL import Image
 from region_true import THE_QUESTION_IMAGES, load_sprite, min_area, score, sprite_path
 
 from tintline.character.model import make_character
+from tintline.data.hints import region_dots
 from tintline.data.lineart import REFERENCE_XDOG, make_lineart
 from tintline.evaluate.region_metrics import Regions, scored_regions
 from tintline.inference import Colorizer, load_colorizer
@@ -102,11 +108,54 @@ def targets() -> list[tuple[str, str, bool, str, np.ndarray, np.ndarray, np.ndar
     return out
 
 
+CLICK_METHODS = ("combined", "network", "region-fill")
+CLICK_GOAL = 0.95
+
+
+def wrong_regions(pred: np.ndarray, color: np.ndarray, regions: Regions) -> np.ndarray:
+    """-> (n + 1,) bool: the regions whose output median is more than ΔE00 10 from the truth's (as ``score``)."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lab_p, lab_t = rgb2lab(pred), rgb2lab(color)
+    wrong = np.zeros(regions.n + 1, bool)
+    for r in range(1, regions.n + 1):
+        m = regions.labels == r
+        wrong[r] = deltaE_ciede2000(np.median(lab_p[m], axis=0), np.median(lab_t[m], axis=0)) > 10.0
+    return wrong
+
+
+def click_curve(model, color: np.ndarray, line: np.ndarray, regions: Regions, clicks: int) -> list[float]:
+    """Region accuracy (closed) after 0..``clicks`` corrections. Each is a dot where a user would put it: in the
+    largest region still wrong, at the most interior point of its pixels that are off (more than ΔE00 10 from the
+    truth's median color of the region: a region may be half right), in the truth's median color of those pixels."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    hints: dict = {"points": [], "strokes": []}
+    accs = []
+    for k in range(clicks + 1):
+        pred = model.colorize_lines(line, hints if hints["points"] else None)
+        accs.append(score(pred, color, line, regions)["region_acc"])
+        if k == clicks:
+            break
+        wrong = wrong_regions(pred, color, regions)
+        if not wrong.any():
+            accs += [accs[-1]] * (clicks - k)
+            break
+        r = int(np.flatnonzero(wrong)[np.argmax(regions.areas[wrong])])
+        inside = regions.labels == r
+        truth = np.median(rgb2lab(color)[inside], axis=0)
+        off = inside & (deltaE_ciede2000(rgb2lab(pred), np.broadcast_to(truth, pred.shape)) > 10.0)
+        dot = region_dots(color, (off if off.any() else inside).astype(np.int32), 1, min_area=1, skip_border=False)
+        hints["points"] += dot["points"]
+    return accs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--out", default="character-bench", type=Path)
     ap.add_argument("--base", default="default", help="the network (alone, and in the characters)")
     ap.add_argument("--minutes", type=float, default=0.0, help="also fine-tuned characters (minutes each)")
+    ap.add_argument("--clicks", type=int, default=0, help="also K corrections, one dot each (see above)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     methods = METHODS + (TUNED if args.minutes > 0 else ())
@@ -129,10 +178,12 @@ def main() -> None:
         load_s.append(time.perf_counter() - t)
         models[char] = {"match": load_colorizer(f"match:{f}"), "network": load_colorizer(args.base),
                         "combined": combined}
+        models[char]["region-fill"] = load_colorizer("region-fill")
         if char in tuned_files:
             models[char]["tuned-network"] = Colorizer(tuned_files[char])  # the fine-tuned network as a plain model
             models[char]["tuned"] = load_colorizer(tuned_files[char])
     rows: list[dict] = []
+    curves: list[dict] = []
     pictures: dict[str, list[list[np.ndarray]]] = {s: [] for s in STYLES}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     for char, name, mirrored, style, color, line, bg in targets():
@@ -150,6 +201,10 @@ def main() -> None:
                          "closed_acc": s_closed["region_acc"], "closed_n": closed.n,
                          "delta_e00": s_closed["delta_e00"]})
             preds.append(pred)
+        for method in CLICK_METHODS if args.clicks > 0 else ():
+            curves.append({"character": char, "target": name, "mirrored": mirrored, "style": style,
+                           "method": method, "accuracy": click_curve(models[char][method], color, line, closed,
+                                                                     args.clicks)})
         if name in PICTURE_TARGETS:
             pictures[style].append([np.repeat(line[..., None], 3, axis=2), *preds, color])
         print(f"  {name}{' mirrored' if mirrored else ''} {style}: " + ", ".join(
@@ -158,7 +213,7 @@ def main() -> None:
     for style, pic in pictures.items():
         Image.fromarray(tile(pic)).save(args.out / f"character_{style}.png")
     report = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows, "make_seconds": make_s,
-              "fine_tune_make_seconds": tune_s, "load_seconds": load_s,
+              "fine_tune_make_seconds": tune_s, "load_seconds": load_s, "clicks": curves,
               "colorize_seconds_median": {m: float(np.median(v)) for m, v in seconds.items()}}
     (args.out / "character.json").write_text(json.dumps(report, indent=1))
 
@@ -188,6 +243,18 @@ def main() -> None:
             sel = [r for r in rows if r["style"] == style and r["method"] == method]
             print(f"| {style} | {method} | {mean(sel, 'closed_acc')} |"
                   f" {float(np.mean([r['delta_e00'] for r in sel])):.2f} |")
+    if curves:
+        shown = sorted({0, args.clicks, *(2**i for i in range(8) if 2**i < args.clicks)})
+        print(f"\ncorrections (a dot in the largest wrong region, one at a time), region accuracy (closed) after k dots"
+              f" and the mean dots until >= {CLICK_GOAL} ({args.clicks + 1}: never within {args.clicks}):\n\n"
+              "| targets | method | " + " | ".join(f"{k} dots" for k in shown) + f" | dots to {CLICK_GOAL} |\n"
+              "|---|---|" + "---|" * (len(shown) + 1))
+        for gname, pred in groups.items():
+            for method in CLICK_METHODS:
+                acc = np.array([c["accuracy"] for c in curves if pred(c) and c["method"] == method])
+                reach = [next((k for k, a in enumerate(row) if a >= CLICK_GOAL), args.clicks + 1) for row in acc]
+                print(f"| {gname} | {method} | " + " | ".join(f"{np.nanmean(acc[:, k]):.3f}" for k in shown)
+                      + f" | {np.mean(reach):.1f} |")
     tuned = f" ({max(tune_s):.0f} s with the fine-tune)" if tune_s else ""
     print(f"\nmaking a character: {max(make_s):.1f} s{tuned}; loading it: {max(load_s):.1f} s; colorizing 512 px"
           " (median): "

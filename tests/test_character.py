@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from tintline.character.matching import INK_THRESHOLD, MOTION_HI, MOTION_LO, Reference, match_regions
+from tintline.character.matching import INK_THRESHOLD, MOTION_HI, MOTION_LO, Match, Reference, match_regions
 from tintline.character.model import (
     CharacterColorizer,
+    follow_hints,
     load_references,
     make_character,
     read_references,
@@ -451,3 +452,40 @@ def test_the_server_lists_a_character_and_serves_its_references(tmp_path):
         assert c.get("/api/models/nope/references/0").status_code == 404
         page = c.get("/static/app.js").text
         assert "character-panel" in c.get("/").text and "/references/" in page
+
+
+def test_a_new_color_recolors_like_parts_but_not_a_large_color_area_from_a_small_piece():
+    """follow_hints: a hint in a color no reference shows recolors the other regions of its color when its region is
+    one of a few like parts (two eyes), not when it is a small piece of a large area of that color (an open mouth
+    matched as skin: one red dot turned the face and arms red); a reference's own shade, which another pose's
+    blended colors may not contain, is a correction of its region alone."""
+    line = np.full((120, 200), 255, np.uint8)
+    cv2.rectangle(line, (2, 2), (197, 117), 0, 2)
+    line[:, 100:102] = 0  # a large left and right area ...
+    for cx in (30, 60, 140):  # ... with small boxes in them: two "eyes" on the left, a "mouth" on the right
+        cv2.rectangle(line, (cx - 6, 50), (cx + 6, 62), 0, 2)
+    seg = segment(line, gap=0)
+    at = {name: int(seg.labels[y, x]) for name, (x, y) in
+          {"left": (80, 20), "right": (180, 20), "eye1": (30, 56), "eye2": (60, 56), "mouth": (140, 56)}.items()}
+    skin, blue = np.array([85.0, 10.0, 15.0]), np.array([50.0, 0.0, -40.0])
+    votes = np.tile(skin, (seg.n + 1, 1)).astype(np.float32)
+    votes[[at["eye1"], at["eye2"]]] = blue
+    shade = np.array([70.0, 14.0, 20.0])  # a darker skin a reference shows, not among the blended colors
+    match = Match(seg, np.arange(1, seg.n + 1), np.zeros((seg.n, 2)), np.array([skin, blue], np.float32), [],
+                  palette=np.array([skin, blue, shade], np.float32))
+
+    def hinted(name: str, rgb: tuple[int, int, int]) -> np.ndarray:
+        x, y = {"eye1": (30, 56), "mouth": (140, 56)}[name]
+        color = "#{:02x}{:02x}{:02x}".format(*rgb)
+        return follow_hints(votes, validate_hints({"points": [{"x": x, "y": y, "color": color, "radius": 2}]}), match,
+                            line)
+
+    green = to_lab(np.array([[0, 200, 0]], np.uint8))[0]
+    out = hinted("eye1", (0, 200, 0))  # both eyes turn green
+    np.testing.assert_allclose(out[at["eye2"]], green, atol=0.5)
+    np.testing.assert_array_equal(out[[at["left"], at["right"]]], votes[[at["left"], at["right"]]])
+    out = hinted("mouth", (200, 30, 30))  # a red mouth: the skin stays skin
+    np.testing.assert_array_equal(out, votes)
+    shade_rgb = tuple(int(v) for v in from_lab(shade[None].astype(np.float32))[0])
+    out = hinted("eye1", shade_rgb)  # a reference's own shade: a correction of that region alone
+    np.testing.assert_array_equal(out, votes)

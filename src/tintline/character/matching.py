@@ -525,7 +525,9 @@ class Match:
     """Result of :func:`match_regions`. ``seg``: the target's segmentation, with leaky regions split
     (:func:`split_leaky`); its regions ``ids`` (k,) took part, with match probabilities ``probs`` (k, m) over all
     references' regions (a row may sum to less than 1: the rest is "unknown"), whose CIELAB colors are ``colors``
-    (m, 3); ``alignments``: one per reference; ``split``: how many regions were split."""
+    (m, 3); ``alignments``: one per reference; ``split``: how many regions were split; ``palette`` (p, 3) CIELAB:
+    every color the references show, their regions' own colors and their materials' (``colors`` are blended toward
+    the materials in another pose, so a reference's own shade may be none of them)."""
 
     seg: Segmentation
     ids: np.ndarray
@@ -534,6 +536,7 @@ class Match:
     alignments: list[Alignment]
     split: int = 0
     dense: DenseSamples | None = None
+    palette: np.ndarray | None = None
 
     def votes(self, own: np.ndarray | None = None, network_weight: float = 0.0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -839,4 +842,5 @@ def match_regions(line: np.ndarray, refs: list[Reference], seg: Segmentation | N
         if alignments[best].motion(refs[best].line < INK_THRESHOLD, refs[best].frame.size) <= MOTION_LO:
             dense = dense_samples(seg, alignments[best], refs[best], sum(len(r.stats.ids) for r in refs[:best]),
                                   split_ids, best)
-    return Match(seg, ids, probs, np.concatenate(colors).astype(np.float32), alignments, n_split, dense)
+    shown = np.concatenate([np.concatenate([r.colors, r.material_colors()]) for r in refs]).astype(np.float32)
+    return Match(seg, ids, probs, np.concatenate(colors).astype(np.float32), alignments, n_split, dense, shown)

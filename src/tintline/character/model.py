@@ -55,6 +55,7 @@ MAX_SIDE = 768  # references are scaled to a common long side: the smallest one'
 MIN_SIDE = 64
 NETWORK_WEIGHT = 0.3  # the network's vote weighs like a reference color with this matching probability
 NETWORK_WEIGHT_TUNED = 0.5  # ... when the network was fine-tuned on the character's references
+RECOLOR_SHARE = 0.2  # a hint in a new color recolors its like parts when its region is this share of their area
 MAX_MINUTES = 120.0
 MIN_COLORED = 0.005  # a reference with fewer colored pixels (CIELAB chroma > COLORED_CHROMA) has no color
 COLORED_CHROMA = 15.0
@@ -261,9 +262,14 @@ def follow_hints(votes: np.ndarray, hints: dict | None, match: Match, line: np.n
     """The rest follows a hint: votes (n + 1, 3) CIELAB per region of ``match.seg`` -> votes where a hint that
     *recolors* a part of the character recolors all of it.
 
-    A hinted region whose hint color is none of the references' colors (farther than ``SAME_COLOR`` from all) is a
-    recolor: every unhinted region that got the same color as it (within ``SAME_COLOR``) takes the hint's color too
-    (hint one eye green, both eyes turn green). A hint in a reference color is a correction of that region only
+    A hinted region whose hint color is none of the references' colors (farther than ``SAME_COLOR`` from all of
+    ``match.palette``: their regions' own colors and their materials') is a recolor: every unhinted region that got
+    the same color as it (within ``SAME_COLOR``) takes the hint's color too (hint one eye green, both eyes turn
+    green), when the hinted region is at least ``RECOLOR_SHARE`` of the area of that color: one of a few like parts.
+    A new color in a small piece of a large color area is a correction of that piece: in a new pose an open mouth
+    the reference does not show is matched as skin, and a red dot in it turned the whole face and both arms red
+    (``python benchmarks/character.py --clicks 8``: Lucy's corrections got worse with the second dot, 0.76 -> 0.64;
+    now 0.84). A hint in a reference color is a correction of that region only
     (:func:`~tintline.regions.paint.paint` applies it exactly; its neighbours keep their own matches)."""
     if not hints or not (hints.get("points") or hints.get("strokes")) or len(match.colors) == 0:
         return votes
@@ -280,11 +286,14 @@ def follow_hints(votes: np.ndarray, hints: dict | None, match: Match, line: np.n
     first[seg.labels.ravel()[flat_idx]] = flat_idx
     regions = np.flatnonzero(hinted)
     hint_lab = to_lab(fill.reshape(-1, 3)[first[regions]])  # (k, 3)
-    recolor = np.linalg.norm(hint_lab[:, None] - match.colors[None], axis=-1).min(axis=1) >= SAME_COLOR
+    palette = match.colors if match.palette is None else match.palette  # every color the references show
+    recolor = np.linalg.norm(hint_lab[:, None] - palette[None], axis=-1).min(axis=1) >= SAME_COLOR
     out = votes.copy()
+    area = seg.areas.astype(np.float64)
     for r, lab in zip(regions[recolor].tolist(), hint_lab[recolor], strict=True):
         same = (np.linalg.norm(votes - votes[r], axis=1) < SAME_COLOR) & ~hinted
-        out[same] = lab
+        if area[r] >= RECOLOR_SHARE * (area[r] + area[same].sum()):
+            out[same] = lab
     return out
 
 
