@@ -30,8 +30,8 @@ each coloring, a dot of the truth's median color at the most interior point of t
 up to K dots; the region accuracy (closed) after 0, 1, 2, 4 ... K dots and the mean number of dots until it reaches
 0.95 (K + 1 when it never does) for the character file, the network alone and the paint bucket (``region-fill``).
 
-Writes ``DIR/character.json`` and pictures ``DIR/character_<style>.png`` (rows: line art, match, network, combined,
-truth); prints Markdown tables.
+Writes ``DIR/character.json``, pictures ``DIR/character_<style>.png`` (rows: line art, match, network, combined,
+truth) and with ``--clicks`` plots ``DIR/clicks_<character>.svg``; prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from tintline.data.hints import region_dots
 from tintline.data.lineart import REFERENCE_XDOG, make_lineart
 from tintline.evaluate.region_metrics import Regions, scored_regions
 from tintline.inference import Colorizer, load_colorizer
+from tintline.monitor.html import line_plot
 from tintline.monitor.images import tile
 from tintline.regions import segment
 
@@ -243,6 +244,12 @@ def main() -> None:
             sel = [r for r in rows if r["style"] == style and r["method"] == method]
             print(f"| {style} | {method} | {mean(sel, 'closed_acc')} |"
                   f" {float(np.mean([r['delta_e00'] for r in sel])):.2f} |")
+    for char in sorted({c["character"] for c in curves}):  # a plot per character: accuracy against dots
+        series = {m: list(enumerate(np.mean([c["accuracy"] for c in curves
+                                             if c["character"] == char and c["method"] == m], axis=0).tolist()))
+                  for m in CLICK_METHODS}
+        (args.out / f"clicks_{char}.svg").write_text(line_plot(
+            series, f"{char}: region accuracy after k corrections (all styles, plain and mirrored)", xlabel="dots"))
     if curves:
         shown = sorted({0, args.clicks, *(2**i for i in range(8) if 2**i < args.clicks)})
         print(f"\ncorrections (a dot in the largest wrong region, one at a time), region accuracy (closed) after k dots"
