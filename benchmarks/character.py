@@ -26,9 +26,10 @@ helpers of benchmarks/region_true.py:
 * seconds to make a character (one reference), to load it, and to colorize a 512 px target (median).
 
 ``--clicks K``: also the corrections a user would make, as interactive segmentation counts clicks (NoC): after
-each coloring, a dot of the truth's median color at the most interior point of the largest wrong closed region,
-up to K dots; the region accuracy (closed) after 0, 1, 2, 4 ... K dots and the mean number of dots until it reaches
-0.95 (K + 1 when it never does) for the character file, the network alone and the paint bucket (``region-fill``).
+each coloring, a dot of the truth's color in the largest wrong closed region, at the most interior point of its
+pixels that are off, up to K dots; the region accuracy (closed) after 0, 1, 2, 4 ... K dots and the mean number
+of dots until it reaches 0.95 (K + 1 when it never does) for the character file, the network alone and the paint
+bucket (``region-fill``).
 
 Writes ``DIR/character.json``, pictures ``DIR/character_<style>.png`` (rows: line art, match, network, combined,
 truth) and with ``--clicks`` plots ``DIR/clicks_<character>.svg``; prints Markdown tables.
@@ -113,11 +114,11 @@ CLICK_METHODS = ("combined", "network", "region-fill")
 CLICK_GOAL = 0.95
 
 
-def wrong_regions(pred: np.ndarray, color: np.ndarray, regions: Regions) -> np.ndarray:
-    """-> (n + 1,) bool: the regions whose output median is more than ΔE00 10 from the truth's (as ``score``)."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
+def wrong_regions(lab_p: np.ndarray, lab_t: np.ndarray, regions: Regions) -> np.ndarray:
+    """Output and truth (H, W, 3) CIELAB -> (n + 1,) bool: the regions whose output median is more than ΔE00 10
+    from the truth's (as ``score``)."""
+    from skimage.color import deltaE_ciede2000
 
-    lab_p, lab_t = rgb2lab(pred), rgb2lab(color)
     wrong = np.zeros(regions.n + 1, bool)
     for r in range(1, regions.n + 1):
         m = regions.labels == r
@@ -133,19 +134,21 @@ def click_curve(model, color: np.ndarray, line: np.ndarray, regions: Regions, cl
 
     hints: dict = {"points": [], "strokes": []}
     accs = []
+    lab_t = rgb2lab(color)
     for k in range(clicks + 1):
         pred = model.colorize_lines(line, hints if hints["points"] else None)
         accs.append(score(pred, color, line, regions)["region_acc"])
         if k == clicks:
             break
-        wrong = wrong_regions(pred, color, regions)
+        lab_p = rgb2lab(pred)
+        wrong = wrong_regions(lab_p, lab_t, regions)
         if not wrong.any():
             accs += [accs[-1]] * (clicks - k)
             break
         r = int(np.flatnonzero(wrong)[np.argmax(regions.areas[wrong])])
         inside = regions.labels == r
-        truth = np.median(rgb2lab(color)[inside], axis=0)
-        off = inside & (deltaE_ciede2000(rgb2lab(pred), np.broadcast_to(truth, pred.shape)) > 10.0)
+        truth = np.median(lab_t[inside], axis=0)
+        off = inside & (deltaE_ciede2000(lab_p, np.broadcast_to(truth, lab_p.shape)) > 10.0)
         dot = region_dots(color, (off if off.any() else inside).astype(np.int32), 1, min_area=1, skip_border=False)
         hints["points"] += dot["points"]
     return accs
