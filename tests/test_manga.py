@@ -327,3 +327,25 @@ def test_a_build_with_the_manga_style_makes_gray_page_inputs(tmp_path):
     lines = [(extract_lineart(np.asarray(Image.open(e.color_path).convert("RGB")), REFERENCE_XDOG) < 215).mean()
              for e in entries]
     assert np.mean(inked) > 2 * np.mean(lines)
+
+
+def test_a_solid_black_fill_on_a_gray_page_is_one_region_not_crumbs():
+    # a black body (a penguin's, a dog's patch) printed with noise: the XDoG edges of that noise read as hundreds of
+    # ink crumbs, each a region of its own (validation pages: up to 275 regions where the drawing has 16); a black
+    # nose on a dark gray head (both darker than the ink level) keeps its edge
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    lines = np.full((SIDE, SIDE), 255, np.uint8)
+    cv2.circle(rgb, (140, 160), 100, (0, 0, 0), -1)
+    rgb[300:360, 60:340] = 150  # a gray band: a gray page
+    rgb[200:380, 250:380] = 60  # a dark gray head ...
+    cv2.circle(rgb, (315, 290), 30, (0, 0, 0), -1)  # ... and its black nose, no line around it
+    cv2.circle(lines, (140, 160), 100, 0, 2)
+    cv2.rectangle(lines, (60, 300), (340, 360), 0, 2)
+    page = render_manga(rgb, screen=False, noise=4.0, seed=1, lines=lines)
+    read = read_page(Image.fromarray(page))
+    seg = segment(read.line)
+    inside = np.unique(seg.labels[90:230, 70:210][~seg.ink[90:230, 70:210]])
+    assert read.kind == "gray" and len(inside) == 1, len(inside)
+    nose, head = seg.labels[290, 315], seg.labels[215, 365]
+    assert nose != head and not seg.ink[290, 315] and not seg.ink[215, 365]
+    assert seg.n <= 6, seg.n  # the body, the band, the head, the nose, the paper around them (and a sliver)

@@ -40,6 +40,8 @@ LATTICE_TOL = 0.25  # a screen's dots: the 4 nearest lie within 25 % of the spac
 LATTICE_ANGLE = 10.0  # ... and within 10 degrees of the lattice's direction (modulo 90)
 MESH_REACH = 0.5  # periods: mesh pixels farther than this from every paper hole are ink drawn over the screen
 SOLID_SIDE = 9  # ink at least this wide (pixels) is a solid area: a region with an inked outline, not a line
+QUIET_SIDE = 19  # a dark fill at least this wide (pixels) is read without edges inside: print noise is no drawing
+QUIET_STEP = 4.0  # ... except where its smoothed tone changes by more than this many levels a pixel (a drawn edge)
 FLAT_DOTS = 64  # a closed region of a screened page smaller than this many screen cells takes one flat tone
 
 
@@ -331,7 +333,13 @@ def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: floa
     solid = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN,
                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SOLID_SIDE, SOLID_SIDE)))
     ink &= ~(cv2.erode(solid, np.ones((5, 5), np.uint8)) > 0)
-    out = np.where(ink, 0, xdog(f / 255.0, **params)).astype(np.uint8)
+    # ... and inside a wide dark fill the XDoG edges are print noise: a gray page's solid black (a penguin's body,
+    # a dog's patch) read as hundreds of ink crumbs, each a region (validation pages: 275 regions where the
+    # drawing has 16). Its interior is paper; a line drawn in black over black cannot be seen there anyway. Not
+    # inside a screen, whose dark tone still carries drawn lines (``drawn`` above)
+    quiet = _quiet_interior(f, period, patches)
+    ink &= ~quiet
+    out = np.where(ink | quiet, np.where(ink, 0, 255), xdog(f / 255.0, **params)).astype(np.uint8)
     if patches is not None:
         p8 = patches.astype(np.uint8)
         edge = p8 - cv2.erode(p8, np.ones((3, 3), np.uint8))  # the patches' inner outline, one pixel
@@ -340,6 +348,21 @@ def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: floa
         near = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         out[(edge > 0) & (near == 0)] = 0
     return out
+
+
+def _quiet_interior(tone: np.ndarray, period: float, patches: np.ndarray | None) -> np.ndarray:
+    """(H, W) float32 tone -> (H, W) bool: the interior (4 px in from the edge) of every dark fill (smoothed tone
+    below INK_LEVEL) at least QUIET_SIDE px wide, away from steps in its tone and outside the screened
+    ``patches``."""
+    sm = cv2.GaussianBlur(tone, (0, 0), max(1.0, 0.5 * period))
+    dark = (sm < INK_LEVEL).astype(np.uint8)
+    wide = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (QUIET_SIDE,) * 2))
+    inner = cv2.erode(wide, np.ones((9, 9), np.uint8)) > 0
+    # ... but not where the tone steps (a black nose on a dark gray head, a handset on a dark phone: an edge XDoG
+    # finds, of more than QUIET_STEP levels a pixel; print noise smoothed so is under 1)
+    grad = np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    inner &= cv2.dilate((grad > QUIET_STEP).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    return inner & ~patches if patches is not None else inner
 
 
 def _levels(gray: np.ndarray) -> tuple[float, float]:
