@@ -388,11 +388,13 @@ def _smooth(x: np.ndarray, period: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def drawn_ink(gray: np.ndarray, dots: np.ndarray, period: float, tone: np.ndarray) -> np.ndarray:
+def drawn_ink(gray: np.ndarray, dots: np.ndarray, period: float, tone: np.ndarray,
+              patches: np.ndarray | None = None) -> np.ndarray:
     """(H, W) bool: the dark pixels of a screened page that were drawn, not printed by the screen. Where the screen's
     lattice explains the page (:func:`screen_rank`: a pixel of rank below the local coverage, 1 - ``tone`` / 255,
     is a dot's; the prediction right for LATTICE_FIT of the pixels around), a dark pixel is drawn where the screen
     has paper; elsewhere (outside the screen, another screen, noise) where it is no dot blob (``dots``).
+    ``patches``: :func:`screen_area` of the dots when the caller has it.
 
     Why: by blobs alone, a thin line crossing a screen touches its dots and breaks into pieces of a dot or two,
     taken for dots (a 2 px circle across a 40 % screen was lost on all 36 synthetic pages; now found on 34); a line
@@ -402,7 +404,7 @@ def drawn_ink(gray: np.ndarray, dots: np.ndarray, period: float, tone: np.ndarra
     the shipped model, 0.871 -> 0.889; see docs/results.md.)"""
     dark = gray < 128
     blobs = dark & ~dots
-    patches = screen_area(dots, period)
+    patches = screen_area(dots, period) if patches is None else patches
     if not patches.any():
         return blobs
     rank = screen_rank(gray, screen_lattice(gray, dots, period), period)
@@ -542,7 +544,8 @@ def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
         return Page(kind, page_lines(gray), gray)
     dots, period = screen
     tone = descreen(gray, dots, period)
-    line = page_lines(tone, screen_area(dots, period), period, drawn_ink(gray, dots, period, tone))
+    patches = screen_area(dots, period)
+    line = page_lines(tone, patches, period, drawn_ink(gray, dots, period, tone, patches))
     return Page(kind, line, flatten_small_regions(tone, gray, line, period), period)
 
 
