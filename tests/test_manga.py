@@ -19,6 +19,7 @@ from tintline.data.manga import (
     _flat_midtones,
     colorize_page,
     find_screen,
+    find_soft_screen,
     gray_of_lightness,
     keep_lightness,
     lightness,
@@ -242,6 +243,33 @@ def test_a_screen_among_more_specks_than_dots_is_found_by_its_lattice():
     alone = specks.copy()
     alone[30:170, 30:170] = 255
     assert find_screen(alone) is None and read_page(Image.fromarray(alone)).kind != "screentone"
+
+
+@pytest.mark.parametrize(("sigma", "angle"), [(1.8, 15.0), (2.0, 45.0)])
+def test_a_soft_scan_of_a_screen_is_read_as_a_screen(drawing, sigma, angle):
+    # a screentoned page scanned soft (blurred after printing): its light dots never reach 128 and its dark ones merge
+    # below it, so the blobs at 128 find no lattice and the page read as line art, every dot a speck; found by the
+    # dots' contrast with the page around them instead, it is descreened to nearly the tone it was printed from
+    page = cv2.GaussianBlur(render_manga(drawing, screen=True, period=5.5, angle=angle, noise=2.0), (0, 0), sigma)
+    assert find_screen(page) is None  # (what the reader had before)
+    read = read_page(Image.fromarray(page))
+    assert read.kind == "screentone" and read.period == pytest.approx(5.5, rel=0.2)
+    gray = render_manga(drawing)  # the same page unscreened
+    inside = cv2.erode(_interior(drawing).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert np.abs(read.tone.astype(np.float32) - gray)[inside].mean() < 4.0
+    def ripple(x: np.ndarray) -> float:  # mean deviation from the 11 px local mean: the dots' texture
+        f = x.astype(np.float32)
+        return float(np.abs(f - cv2.blur(f, (11, 11)))[inside].mean())
+
+    assert ripple(read.tone) < 0.25 * ripple(page)  # the dots are gone, not kept as texture
+
+
+def test_noise_is_no_soft_screen():
+    # print noise and grain make blobs darker than the page around them too, and by chance some sit on a grid: too few
+    rng = np.random.default_rng(0)
+    for std in (4.0, 8.0, 16.0):
+        grain = cv2.GaussianBlur(np.clip(150 + rng.normal(0, std, (SIDE, SIDE)), 0, 255).astype(np.uint8), (0, 0), 0.7)
+        assert find_soft_screen(grain) is None and read_page(Image.fromarray(grain)).kind != "screentone"
 
 
 def test_a_light_screen_counts_by_the_area_it_covers_not_by_its_dots():
