@@ -311,10 +311,11 @@ def find_soft_screen(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
     """:func:`find_screen` for a soft scan: a dot is a pixel darker than the page around it (blurred by SOFT_SIGMA)
     by SOFT_OFFSET levels, not one darker than 128. A blurred screen's light dots never reach 128 and its dark ones
     merge below it, so the blobs at 128 are too few or too large to be a lattice (validation pages blurred by 1.0 /
-    1.5 px after printing: 25 / 83 of 300 screentoned pages read as line art, dots and all; 8 / 15 with this).
-    Print noise also makes blobs by this rule, and by chance some of them sit on a grid, so a screen found here must
-    also have SOFT_REGULAR of its blobs on the lattice (a soft screen 0.16-0.94, gray pages' noise 0.002). Called
-    by :func:`read_page` only when the blobs at 128 find no screen and the page is no gray page."""
+    1.5 px after printing: 25 / 83 of 300 screentoned pages not read as a screen, most as line art, dots and all;
+    8 / 29 with this, 16 of the 29 as gray pages). Print noise also makes blobs by this rule, and by chance some of
+    them sit on a grid, so a screen found here must also have SOFT_REGULAR of its blobs on the lattice (soft screens
+    0.16-0.94, a gray page's print noise 0.002). Called by :func:`read_page` only when the blobs at 128 find no
+    screen and the page is no gray page."""
     f = gray.astype(np.float32)
     dark = f < cv2.GaussianBlur(f, (0, 0), SOFT_SIGMA) - SOFT_OFFSET
     return find_screen(gray, dark, SOFT_REGULAR)
