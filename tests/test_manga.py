@@ -284,6 +284,48 @@ def test_a_light_screen_counts_by_the_area_it_covers_not_by_its_dots():
     assert (read.line[60:180, 60:180] < 128).mean() < 0.01  # the dots are tone, not ink specks
 
 
+@pytest.mark.parametrize(("lum", "period", "angle"), [(95.0, 4.5, 15.0), (97.0, 5.2, 112.7), (97.0, 4.5, 15.0)])
+def test_a_very_light_screen_with_missing_dots_is_one_even_region(lum, period, angle):
+    # a pale disc (L* 95-97, ~4-7 % coverage) screened on a black page: its dots are under a pixel and many cells
+    # print none, in a moire pattern; the holes they leave in the screened patch were paper in the tone, each ringed
+    # by an edge (55-96 regions inside the disc, or a tenth of it ink, before fill_light_holes)
+    g = int(gray_of_lightness(np.array([lum]))[0])
+    rgb = np.zeros((SIDE, SIDE, 3), np.uint8)
+    cv2.circle(rgb, (192, 192), 140, (g,) * 3, -1)
+    lines = np.full((SIDE, SIDE), 255, np.uint8)
+    cv2.circle(lines, (192, 192), 140, 0, 3)
+    page = render_manga(rgb, screen=True, period=period, angle=angle, noise=2.0, lines=lines)
+    read = read_page(Image.fromarray(page))
+    assert read.kind == "screentone"
+    inside = np.zeros((SIDE, SIDE), np.uint8)
+    cv2.circle(inside, (192, 192), 130, 1, -1)
+    inside = inside > 0
+    labels = segment(read.line).labels
+    assert set(np.unique(labels[inside])) - {0} == {labels[192, 192]}
+    assert (read.line[inside] < 128).mean() < 0.005
+    assert read.tone[inside].std() < 4.0 and abs(float(np.median(read.tone[inside])) - g) < 6
+
+
+@pytest.mark.parametrize(("period", "angle"), [(5.0, 15.0), (6.0, 75.0)])
+def test_a_screen_near_50_percent_whose_dots_chain_is_found_by_the_lattice(period, angle):
+    # a 50 % screen with print noise: dots and paper holes both chain, so neither is blobs and the blob reader
+    # missed the patch (96-125 regions inside it, half of it ink, its tone 77-101 levels off); a light screen
+    # beside it gives the lattice, which predicts the patch's dots
+    rgb = np.full((SIDE, SIDE, 3), 255, np.uint8)
+    lines = np.full((SIDE, SIDE), 255, np.uint8)
+    for (x0, x1), g in (((30, 160), 204), ((200, 354), 128)):
+        cv2.rectangle(rgb, (x0, 30), (x1, 354), (g,) * 3, -1)
+        cv2.rectangle(lines, (x0, 30), (x1, 354), 0, 3)
+    page = render_manga(rgb, screen=True, period=period, angle=angle, noise=4.0, lines=lines)
+    read = read_page(Image.fromarray(page))
+    assert read.kind == "screentone"
+    labels = segment(read.line).labels
+    inside = labels[50:334, 220:334]
+    assert set(np.unique(inside)) - {0} == {labels[192, 277]}
+    assert (read.line[50:334, 220:334] < 128).mean() < 0.1
+    assert np.abs(read.tone[50:334, 220:334].astype(float) - 128).mean() < 15
+
+
 @pytest.mark.parametrize("offset", [-5, 5])
 def test_a_noisy_fill_near_the_ink_level_is_one_region_not_speckle(offset):
     # a dark gray fill 5 levels off INK_LEVEL with print noise: pixel by pixel, a good share of it falls on the

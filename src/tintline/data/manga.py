@@ -51,6 +51,11 @@ LATTICE_WINDOW = 1024  # pixels: the side of the page window whose spectrum give
 SOFT_SIGMA = 2.0  # a soft scan's dots: pixels darker than the page blurred by this sigma (pixels) ...
 SOFT_OFFSET = 4.0  # ... by at least this many levels (see find_soft_screen)
 SOFT_REGULAR = 0.05  # ... and at least this share of the small blobs so found sit on the screen's lattice
+HOLE_REACH = 2.0  # periods: a light screen's dots are closed over this (see fill_light_holes; 0: not) ...
+HOLE_LIGHT = 220.0  # ... when the screen around it is at least this light (see fill_light_holes)
+MID_COVER = 0.35  # a mid-tone patch the lattice alone finds covers this share of the paper or more, and not more
+MID_SIDE = 3.0  # ... than 1 - this; and it is at least this many periods wide (see lattice_screen; 0: none) ...
+MID_EDGE = 0.5  # ... taken from this many periods in from its edge
 
 
 # ----------------------------------------------------------------------------------------------- lightness
@@ -329,12 +334,34 @@ def screen_area(screen: np.ndarray, period: float) -> np.ndarray:
     return cv2.morphologyEx(screen.astype(np.uint8), cv2.MORPH_CLOSE, disk) > 0
 
 
-def descreen(gray: np.ndarray, screen: np.ndarray, period: float) -> np.ndarray:
-    """Remove a halftone screen and keep its tone: in the screened patches (:func:`screen_area`) every pixel that
-    is not a line takes the Gaussian average (sigma 0.6 period: the dot pattern's frequency is damped to ~0.1 %)
-    of the patch pixels around it. Lines (dark pixels that are no dot) stay as drawn."""
+def fill_light_holes(patches: np.ndarray, dots: np.ndarray, gray: np.ndarray, period: float) -> np.ndarray:
+    """(H, W) bool screened patches (:func:`screen_area` of the screen's ``dots``) of the (H, W) uint8 page -> the
+    same with the gaps a light screen leaves filled: where the screen around (the page's mean gray over the
+    patches within a period) is at least HOLE_LIGHT, the dots closed over HOLE_REACH periods instead of one. A
+    screen lighter than ~10 % prints dots smaller than a pixel, and the cells whose dot falls between pixel
+    centres print nothing: the dots found leave holes of a few cells in a moire pattern, each kept as paper in the
+    tone and outlined by the edges between tones, a ring of little regions across the shape. A dark screen has no
+    such gaps (a paper shape in it, an eye, stays out)."""
+    p = patches.astype(np.float32)
+    sigma = float(period)
+    num = cv2.GaussianBlur(gray.astype(np.float32) * p, (0, 0), sigma)
+    den = cv2.GaussianBlur(p, (0, 0), sigma)
+    light = (den > 0.05) & (num >= HOLE_LIGHT * den)  # the screen's own tone here (the ink around left out)
+    if not light.any():
+        return patches
+    # the dots closed wider, kept where a light screen is within that reach (a hole's middle is far from the dots)
+    r = max(1, int(round(HOLE_REACH * period)))
+    # (a square reach: a disc's measured worse, validation 0.869 -> 0.861)
+    near = cv2.dilate(light.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    return patches | (screen_area(dots, HOLE_REACH * period) & near)
+
+
+def descreen(gray: np.ndarray, screen: np.ndarray, period: float, patches: np.ndarray | None = None) -> np.ndarray:
+    """Remove a halftone screen and keep its tone: in the screened patches (:func:`screen_area`, or ``patches``)
+    every pixel that is not a line takes the Gaussian average (sigma 0.6 period: the dot pattern's frequency is
+    damped to ~0.1 %) of the patch pixels around it. Lines (dark pixels that are no dot) stay as drawn."""
     line = (gray < 128) & ~screen
-    area = screen_area(screen, period) & ~line
+    area = (screen_area(screen, period) if patches is None else patches) & ~line
     w = area.astype(np.float32)
     sigma = 0.6 * period
     num = cv2.GaussianBlur(gray.astype(np.float32) * w, (0, 0), sigma)
@@ -412,12 +439,12 @@ def _smooth(x: np.ndarray, period: float) -> np.ndarray:
 
 
 def drawn_ink(gray: np.ndarray, dots: np.ndarray, period: float, tone: np.ndarray,
-              patches: np.ndarray | None = None) -> np.ndarray:
+              patches: np.ndarray | None = None, rank: np.ndarray | None = None) -> np.ndarray:
     """(H, W) bool: the dark pixels of a screened page that were drawn, not printed by the screen. Where the screen's
     lattice explains the page (:func:`screen_rank`: a pixel of rank below the local coverage, 1 - ``tone`` / 255,
     is a dot's; the prediction right for LATTICE_FIT of the pixels around), a dark pixel is drawn where the screen
     has paper; elsewhere (outside the screen, another screen, noise) where it is no dot blob (``dots``).
-    ``patches``: :func:`screen_area` of the dots when the caller has it.
+    ``patches``: :func:`screen_area` of the dots, ``rank``: :func:`screen_rank` of the page, when the caller has them.
 
     Why: by blobs alone, a thin line crossing a screen touches its dots and breaks into pieces of a dot or two,
     taken for dots (a 2 px circle across a 40 % screen was lost on all 36 synthetic pages; now found on 34); a line
@@ -430,19 +457,50 @@ def drawn_ink(gray: np.ndarray, dots: np.ndarray, period: float, tone: np.ndarra
     patches = screen_area(dots, period) if patches is None else patches
     if not patches.any():
         return blobs
-    rank = screen_rank(gray, screen_lattice(gray, dots, period), period)
-    cover = 1.0 - tone.astype(np.float32) / 255.0  # the share of the screen that prints here
-    # where the screen alone would be dark: dots grown by a margin near 50 % (where their soft, noisy edges touch)
-    printed = rank < cover + LATTICE_MARGIN * (4.0 * cover * (1.0 - cover)) ** 2
-    fit = cv2.GaussianBlur((printed == dark).astype(np.float32), (0, 0), 2.0 * period) >= LATTICE_FIT
+    if rank is None:
+        rank = screen_rank(gray, screen_lattice(gray, dots, period), period)
+    printed, fit = _lattice_fit(gray, rank, tone, period)
     # ... and where a dense screen meets a light tone, what the blobs call ink too: the outline of a small light
     # shape in a dark screen (an eye, a button) hides in the mesh but for the holes it covers, which the lattice
     # sees as dashes and the mesh rule (no hole within reach) as a closed ring; the blobs' crumbs in the middle of a
     # dark screen stay out (blobs in every screen darker than 50 %: validation 0.887 -> 0.874)
     r = max(1, int(round(LATTICE_EDGE * period)))
     light = cv2.dilate((tone > 128).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
-    edge_blobs = blobs & (light > 0) & (cover > 0.5)
+    edge_blobs = blobs & (light > 0) & (tone < 128)  # a dense screen: coverage over 50 %
     return np.where(patches & fit, (dark & ~printed) | edge_blobs, blobs)
+
+
+def _lattice_fit(gray: np.ndarray, rank: np.ndarray, tone: np.ndarray, period: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) page, its :func:`screen_rank` and a tone -> (printed, fit) (H, W) bool: where the screen alone would
+    print at that tone (dots grown by a margin near 50 %, where their soft, noisy edges touch) and where that
+    prediction is right for LATTICE_FIT of the pixels around (a Gaussian of 2 periods)."""
+    cover = 1.0 - tone.astype(np.float32) / 255.0  # the share of the screen that prints here
+    printed = rank < cover + LATTICE_MARGIN * (4.0 * cover * (1.0 - cover)) ** 2
+    fit = cv2.GaussianBlur((printed == (gray < 128)).astype(np.float32), (0, 0), 2.0 * period) >= LATTICE_FIT
+    return printed, fit
+
+
+def lattice_screen(gray: np.ndarray, dots: np.ndarray, period: float, rank: np.ndarray) -> np.ndarray:
+    """(H, W) bool screen pixels (:func:`find_screen`) -> the same with the mid-tone patches that only the lattice
+    sees added: where the page, blurred to its local tone (0.6 period), has a coverage of MID_COVER to 1 -
+    MID_COVER and the screen's lattice (``rank``) predicts its dark and paper pixels (:func:`_lattice_fit`) over an
+    area MID_SIDE periods wide, every pixel but the dark ones the lattice does not print (drawn ink). Near 50 %
+    a screen's dots touch at corners and, with a little noise or blur, chain into a mesh whose paper holes chain
+    too: neither colour is blobs and the patch stayed out of the screen, its dots read as ink crumbs (a mid-gray
+    cross over a hard disk: hundreds of little regions)."""
+    tone = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 0.6 * period)
+    printed, fit = _lattice_fit(gray, rank, tone, period)
+    mid = fit & (tone >= 255.0 * MID_COVER) & (tone <= 255.0 * (1.0 - MID_COVER))
+    r = max(1, int(round(0.5 * MID_SIDE * period)))
+    mid = cv2.morphologyEx(mid.astype(np.uint8), cv2.MORPH_OPEN,
+                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+    # ... MID_EDGE in from its edge: an outline along the patch falls partly where the lattice prints, and those
+    # pieces taken for dots broke it into dashes (the regions either side of it joined)
+    e = max(1, int(round(MID_EDGE * period)))
+    mid = cv2.erode(mid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1,) * 2)) > 0
+    mid &= ~screen_area(dots, period)  # where the blobs found the screen, they decide as before
+    return dots | (mid & ~((gray < 128) & ~printed))
 
 
 def page_lines(tone: np.ndarray, patches: np.ndarray | None = None, period: float = 0.0,
@@ -569,9 +627,14 @@ def read_page(img: Image.Image, analyse_only: bool = False) -> Page:
     if screen is None:
         return Page(kind, page_lines(gray), gray)
     dots, period = screen
-    tone = descreen(gray, dots, period)
+    rank = screen_rank(gray, screen_lattice(gray, dots, period), period)
+    if MID_SIDE > 0:
+        dots = lattice_screen(gray, dots, period, rank)
     patches = screen_area(dots, period)
-    line = page_lines(tone, patches, period, drawn_ink(gray, dots, period, tone, patches))
+    if HOLE_REACH > 0:
+        patches = fill_light_holes(patches, dots, gray, period)
+    tone = descreen(gray, dots, period, patches)
+    line = page_lines(tone, patches, period, drawn_ink(gray, dots, period, tone, patches, rank))
     return Page(kind, line, flatten_small_regions(tone, gray, line, period), period)
 
 
